@@ -1,0 +1,159 @@
+//! The `meshdoctor` command line: argument parsing, progress, output and exit codes.
+//!
+//! No domain logic lives here; every subcommand calls into the library crates and renders
+//! what they return. Exit codes: 0 success (nothing found, or a report was printed),
+//! 1 a diagnosis named a cause (for `diagnose`), 2 usage or I/O errors.
+
+mod compare;
+mod config;
+mod diagnose;
+mod lab;
+mod scan;
+mod timeline;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// meshdoctor finds why calls between services in a service mesh fail with
+/// "Connection reset" or 503 "reset before headers", shows the evidence, and names the fix.
+///
+/// Give it what you collected: application logs, istio-proxy logs (debug and access logs),
+/// mesh and Kubernetes config, Envoy config dumps and stats. Files, directories, .gz and
+/// `-` for stdin are all fine; the kind of each file is detected from its content.
+#[derive(Parser, Debug)]
+#[command(name = "meshdoctor", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what meshdoctor understood in each input: kind, lines, events, time range,
+    /// workloads, and the lines it skipped with the reason.
+    ///
+    /// Example: meshdoctor scan ./bundle --format json
+    Scan(scan::ScanArgs),
+    /// Name the root cause of connection resets and 503s, with evidence, the fix and how to
+    /// verify it.
+    ///
+    /// Example: meshdoctor diagnose examples/sniffing-timeout
+    Diagnose(diagnose::Args),
+    /// Follow each connection through the sidecar debug logs and show which steps failing
+    /// connections miss compared with successful ones.
+    Compare(compare::Args),
+    /// Count failures per time bucket per service (the Splunk query), with a chart.
+    Timeline(timeline::Args),
+    /// Show the effective mesh settings per workload and port read from config files.
+    Config(config::Args),
+    /// Run the lab: a real-socket miniature mesh that reproduces known causes.
+    Lab(lab::Args),
+}
+
+/// Output format shared by the subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// Stable machine-readable JSON.
+    Json,
+}
+
+/// Arguments every subcommand that reads inputs takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Files or directories to read (directories recursively; `.gz` is decompressed;
+    /// `-` reads stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Parse every record as this kind instead of detecting it per record.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Workload name for inputs whose records and paths name none.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+/// `--kind` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Application logs.
+    AppLog,
+    /// Envoy/istio-proxy debug logs.
+    EnvoyDebug,
+    /// Envoy access logs.
+    EnvoyAccess,
+    /// pilot-agent lines.
+    ProxyAgent,
+}
+
+impl KindArg {
+    fn family(self) -> meshdoctor_model::Family {
+        use meshdoctor_model::Family;
+        match self {
+            KindArg::AppLog => Family::AppLog,
+            KindArg::EnvoyDebug => Family::EnvoyDebug,
+            KindArg::EnvoyAccess => Family::EnvoyAccess,
+            KindArg::ProxyAgent => Family::ProxyAgent,
+        }
+    }
+}
+
+impl InputArgs {
+    /// Discover inputs and build run options; unreadable paths are returned as warnings.
+    pub fn open(
+        &self,
+    ) -> (
+        Vec<meshdoctor_input::InputFile>,
+        Vec<String>,
+        meshdoctor_logs::RunOptions,
+    ) {
+        let (inputs, errors) =
+            meshdoctor_input::discover(&self.paths, &meshdoctor_input::DiscoverOptions::default());
+        let options = meshdoctor_logs::RunOptions {
+            forced: self.kind.map(KindArg::family),
+            service: self.service.clone(),
+            ..meshdoctor_logs::RunOptions::default()
+        };
+        (
+            inputs,
+            errors.iter().map(ToString::to_string).collect(),
+            options,
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Diagnose(args) => diagnose::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Timeline(args) => timeline::run(&args),
+        Command::Config(args) => config::run(&args),
+        Command::Lab(args) => lab::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("meshdoctor: error: {err:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
