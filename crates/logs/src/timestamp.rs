@@ -159,7 +159,10 @@ pub fn from_epoch_number(value: f64) -> Option<Timestamp> {
             return None;
         }
         let frac_nanos = ((value - whole) * scale as f64).round() as i64;
-        (whole as i64).checked_mul(scale)?.checked_add(frac_nanos).map(Timestamp)
+        (whole as i64)
+            .checked_mul(scale)?
+            .checked_add(frac_nanos)
+            .map(Timestamp)
     }
 }
 

@@ -42,12 +42,25 @@ pub struct EnvoyLine<'a> {
     pub message: Cow<'a, str>,
 }
 
-/// One pilot-agent (istio-agent) line: zap text or JSON.
+/// Which proxy-side program wrote an [`AgentLine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentKind {
+    /// Istio's pilot-agent / istio-agent (zap logger).
+    IstioAgent,
+    /// linkerd-proxy (Rust tracing output).
+    LinkerdProxy,
+}
+
+/// One pilot-agent (istio-agent) or linkerd-proxy line: text or JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentLine<'a> {
+    /// Who wrote it.
+    pub proxy: AgentKind,
     /// Level as zap names it (`warn`, not `warning`).
     pub level: Severity,
-    /// Scope (`xdsproxy`, `sds`, ...); `None` for the default scope.
+    /// Scope (`xdsproxy`, `sds`, ...; for linkerd the tracing target such as
+    /// `linkerd_app_core::serve`); `None` for the default scope.
     pub scope: Option<Cow<'a, str>>,
     /// The message.
     pub message: Cow<'a, str>,

@@ -1,6 +1,6 @@
 //! One parsed log record and where it came from.
 
-use crate::{AccessEntry, AgentLine, AppRecord, EnvoyLine, Timestamp};
+use crate::{AccessEntry, AgentKind, AgentLine, AppRecord, EnvoyLine, Timestamp};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -123,6 +123,7 @@ impl Payload<'_> {
             Payload::App(_) => Family::AppLog,
             Payload::Envoy(_) => Family::EnvoyDebug,
             Payload::Access(_) => Family::EnvoyAccess,
+            Payload::Agent(a) if a.proxy == AgentKind::LinkerdProxy => Family::LinkerdProxy,
             Payload::Agent(_) => Family::ProxyAgent,
         }
     }

@@ -16,6 +16,6 @@ pub mod time;
 
 pub use access::{AccessEntry, AccessFormat, ResponseFlags};
 pub use app::{AppError, AppRecord, ErrorClass, Severity};
-pub use envoy::{AgentLine, EnvoyLayout, EnvoyLine};
+pub use envoy::{AgentKind, AgentLine, EnvoyLayout, EnvoyLine};
 pub use event::{Event, Family, FileId, Location, Origin, Payload, SkipReason};
 pub use time::Timestamp;
