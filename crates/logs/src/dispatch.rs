@@ -18,6 +18,10 @@ pub fn parse_record<'a>(record: &'a str, forced: Option<Family>) -> Result<Parse
     let allow = |family: Family| forced.is_none_or(|f| f == family);
     let agent_ok = allow(Family::ProxyAgent);
 
+    // Splunk's list view pasted as text (`{ [-]` then `key: value` lines) is not JSON.
+    if (record.starts_with("{ [-]") || record.starts_with("{ [+]")) && allow(Family::AppLog) {
+        return app::parse_text(record).unwrap_or(Err(SkipReason::UnknownFormat));
+    }
     if first == b'{' {
         if (allow(Family::EnvoyDebug) || agent_ok)
             && let Some(r) = envoy::parse_json(record)

@@ -190,7 +190,7 @@ fn plan_ranges(
     len: u64,
     range_bytes: usize,
 ) -> std::io::Result<Vec<(u64, u64, u64)>> {
-    let range = range_bytes.max(64 * 1024) as u64;
+    let range = range_bytes.max(1024) as u64;
     let n = len.div_ceil(range).max(1);
     let bounds: Vec<(u64, u64)> = (0..n)
         .map(|i| (i * range, ((i + 1) * range).min(len)))
@@ -269,20 +269,37 @@ fn process_range<S: Sink>(
     let file = std::fs::File::open(&input.path)?;
     let file_len = file.metadata()?.len();
     cov.bytes += end - start;
+    // Read from one byte early: a line that straddles `start` belongs to the previous range,
+    // and the line starting exactly at `start` is ours only if the byte before it is '\n'.
+    let base = start.saturating_sub(1);
     let mut buf = Vec::new();
-    let want = usize::try_from(end - start).unwrap_or(usize::MAX);
-    read_range(&file, start, want, &mut buf)?;
+    let want = usize::try_from(end - base).unwrap_or(usize::MAX);
+    read_range(&file, base, want, &mut buf)?;
     let ctx = context(input, options);
+    let mut line = first_line;
+    let mut done = 0usize;
+    if start > 0 {
+        match memchr::memchr(b'\n', &buf) {
+            Some(nl) => {
+                done = nl + 1;
+                if nl > 0 {
+                    // That newline is at or after `start`, so it was counted in this range.
+                    line += 1;
+                }
+            }
+            // The whole range is inside one line that started earlier.
+            None => return Ok(()),
+        }
+    }
     let mut cursor = Cursor {
-        line: first_line,
+        line,
         skip_leading_continuations: start > 0,
     };
     // A range owns the records whose first line starts inside it; the last one may run on
     // past `end`, so read on in blocks until it is complete.
     let limit = buf.len();
-    let mut done = 0usize;
     loop {
-        let at_eof = start + buf.len() as u64 >= file_len;
+        let at_eof = base + buf.len() as u64 >= file_len;
         let step = process_buffer(
             &buf[done..],
             limit.saturating_sub(done),
@@ -299,7 +316,7 @@ fn process_range<S: Sink>(
         }
         let extra = 256 * 1024;
         let mut more = Vec::new();
-        read_range(&file, start + buf.len() as u64, extra, &mut more)?;
+        read_range(&file, base + buf.len() as u64, extra, &mut more)?;
         if more.is_empty() {
             break;
         }
@@ -324,7 +341,7 @@ fn process_stream<S: Sink>(
         line: 1,
         skip_leading_continuations: false,
     };
-    let block = options.range_bytes.clamp(64 * 1024, 16 << 20);
+    let block = options.range_bytes.clamp(1024, 16 << 20);
     let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
     let mut at_eof = false;
     while !at_eof {
@@ -393,8 +410,19 @@ struct Step {
     complete: bool,
 }
 
+/// True for the first line of an event copied from Splunk's list view (`{ [-]`), whose
+/// `key: value` lines up to a lone `}` belong to one record. This is the one place where
+/// record boundaries depend on context; such pastes are small, so they are never cut into
+/// ranges.
+fn opens_list_view(inner: &str) -> bool {
+    let t = inner.trim();
+    t == "{ [-]" || t == "{ [+]"
+}
+
 /// The record being assembled.
 struct Pending<'b> {
+    /// Inside a Splunk list-view block: every line continues until a lone `}`.
+    list_view_open: bool,
     line: u64,
     line_count: u32,
     dropped_continuations: u32,
@@ -449,12 +477,14 @@ fn process_buffer<S: Sink>(
         let this_line = line_no;
         // Decide what this physical line is.
         let classified = classify_line(raw, line_start);
-        let continues = match &classified {
-            Line::Text { inner, .. } => is_continuation(inner.as_bytes()),
-            Line::Owned { inner, .. } => is_continuation(inner.as_bytes()),
-            Line::Ignorable => false,
-            Line::Bad(_) => false,
+        let inner_text = match &classified {
+            Line::Text { inner, .. } => Some(*inner),
+            Line::Owned { inner, .. } => Some(inner.as_str()),
+            Line::Ignorable | Line::Bad(_) => None,
         };
+        let in_list_view = pending.as_ref().is_some_and(|p| p.list_view_open);
+        let continues = in_list_view || inner_text.is_some_and(|t| is_continuation(t.as_bytes()));
+        let closes_list_view = in_list_view && inner_text.is_some_and(|t| t.trim() == "}");
         if continues {
             if cursor.skip_leading_continuations {
                 // Owned by the previous range.
@@ -464,6 +494,9 @@ fn process_buffer<S: Sink>(
             }
             if let Some(p) = pending.as_mut() {
                 append_continuation(p, classified, buf, line_end, raw.len());
+                if closes_list_view {
+                    p.list_view_open = false;
+                }
             } else if raw.iter().all(u8::is_ascii_whitespace) {
                 cov.blank_lines += 1;
             } else {
@@ -499,6 +532,7 @@ fn process_buffer<S: Sink>(
             } => {
                 let to = inner_from + inner.len();
                 pending = Some(Pending {
+                    list_view_open: opens_list_view(inner),
                     line: this_line,
                     line_count: 1,
                     dropped_continuations: 0,
@@ -512,6 +546,7 @@ fn process_buffer<S: Sink>(
             }
             Line::Owned { inner, env } => {
                 pending = Some(Pending {
+                    list_view_open: opens_list_view(&inner),
                     line: this_line,
                     line_count: 1,
                     dropped_continuations: 0,

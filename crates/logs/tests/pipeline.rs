@@ -1,0 +1,117 @@
+//! The reading pipeline gives the same result however the input is cut and packaged:
+//! one range or many, plain or gzip. Also: every line is accounted for.
+
+use meshdoctor_input::{DiscoverOptions, discover};
+use meshdoctor_logs::{InputContext, RunOptions, Sink, run};
+use meshdoctor_model::Event;
+use proptest::prelude::*;
+use std::io::Write;
+
+/// Records what the sink saw, in order.
+#[derive(Default, Debug)]
+struct Seen(Vec<(u64, u32, String)>);
+
+impl Sink for Seen {
+    fn event(&mut self, _: &InputContext<'_>, event: &Event<'_>) {
+        self.0.push((
+            event.line,
+            event.line_count,
+            event.payload.family().as_str().to_string(),
+        ));
+    }
+    fn merge(&mut self, later: Self) {
+        self.0.extend(later.0);
+    }
+}
+
+const VOCABULARY: &[&str] = &[
+    "2020-10-23T00:26:14.869776Z\tdebug\tenvoy connection\t[external/envoy/source/extensions/transport_sockets/tls/ssl_socket.cc:226] [C3656911] TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST",
+    "2020-10-24T17:37:23.593562Z\tdebug\tenvoy filter\t[external/envoy/source/extensions/filters/listener/tls_inspector/tls_inspector.cc:148] tls:onServerName(), requestedServerName: outbound_.80_._.svc-b.preview.svc.cluster.local",
+    "[2024-05-01T10:00:00.123Z] \"GET /api/orders/42 HTTP/1.1\" 503 UC upstream_reset_before_response_started{connection_termination} - \"-\" 0 95 3 - \"-\" \"okhttp/4.12.0\" \"0b6f3c1e\" \"orders:8080\" \"10.244.1.17:8080\" outbound|8080||orders.shop.svc.cluster.local 10.244.2.5:45678 10.96.12.34:8080 10.244.2.5:52110 - default",
+    "{\"@timestamp\":\"2024-05-01T10:00:00.123Z\",\"level\":\"ERROR\",\"message\":\"call failed\",\"stack_trace\":\"java.net.SocketException: Connection reset\\n\\tat x.Y(Y.java:1)\\n\"}",
+    "2024-05-01 10:00:00.123 ERROR 1 --- [exec-3] c.e.OrdersClient : call failed",
+    "java.net.SocketException: Connection reset",
+    "\tat java.base/sun.nio.ch.NioSocketImpl.implRead(NioSocketImpl.java:328)",
+    "Caused by: java.io.IOException: boom",
+    "\t... 40 common frames omitted",
+    "",
+    "{not json",
+    "plain words nobody understands",
+    "\u{1}\u{2}binary",
+];
+
+fn run_on(
+    path: &std::path::Path,
+    range_bytes: usize,
+) -> (Vec<(u64, u32, String)>, serde_json::Value) {
+    let (inputs, errors) = discover(&[path.to_path_buf()], &DiscoverOptions::default());
+    assert!(errors.is_empty());
+    let options = RunOptions {
+        range_bytes,
+        ..RunOptions::default()
+    };
+    let out = run(&inputs, &options, Seen::default);
+    let mut cov = serde_json::to_value(&out.coverage).unwrap();
+    // The display name differs between the plain and gzip copies.
+    for c in cov.as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("file");
+        c.as_object_mut().unwrap().remove("bytes");
+    }
+    (out.sink.0, cov)
+}
+
+fn write_corpus(
+    dir: &std::path::Path,
+    picks: &[usize],
+) -> (std::path::PathBuf, std::path::PathBuf, usize) {
+    let mut text = String::new();
+    for &i in picks {
+        text.push_str(VOCABULARY[i % VOCABULARY.len()]);
+        text.push('\n');
+    }
+    let plain = dir.join("mixed.log");
+    std::fs::write(&plain, &text).unwrap();
+    let gz = dir.join("mixed.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(text.as_bytes()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    (plain, gz, picks.len())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn same_result_however_the_input_is_cut(picks in prop::collection::vec(0usize..64, 50..400), range in 1024usize..6000) {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, gz, n_lines) = write_corpus(dir.path(), &picks);
+        let whole = run_on(&plain, 64 << 20);
+        let cut = run_on(&plain, range);
+        let streamed = run_on(&gz, range);
+        prop_assert_eq!(&whole, &cut);
+        prop_assert_eq!(&whole, &streamed);
+        // Every physical line is an event line, a skipped line or a blank line.
+        let cov = &whole.1[0];
+        prop_assert_eq!(cov["lines"].as_u64().unwrap(), n_lines as u64);
+        let event_lines: u64 = whole.0.iter().map(|e| u64::from(e.1)).sum();
+        prop_assert_eq!(
+            event_lines + cov["skipped"].as_u64().unwrap() + cov["blank_lines"].as_u64().unwrap(),
+            n_lines as u64
+        );
+    }
+}
+
+#[test]
+fn list_view_paste_is_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paste.txt");
+    std::fs::write(
+        &path,
+        "{ [-]\nlevel: ERROR\nmessage: boom\nstack_trace: java.net.SocketException: Connection reset\nat x.Y.z(Y.java:1)\ntimestamp: 2020-10-23T00:26:14.871Z\n}\n",
+    )
+    .unwrap();
+    let (seen, cov) = run_on(&path, 64 << 20);
+    let cov = &cov[0];
+    let used = seen.len() as u64 + cov["skipped_examples"].as_array().unwrap().len() as u64;
+    assert_eq!(used, 1, "the paste is one record: {seen:?} {cov}");
+    assert_eq!(cov["lines"], 7);
+}
