@@ -62,7 +62,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let config_inputs: Vec<ConfigInput<'_>> = inputs
         .iter()
-        .filter(|i| i.content.is_config())
+        .filter(|i| !i.content.is_log())
         .map(|i| ConfigInput {
             file: &i.display,
             kind: i.content.as_str(),

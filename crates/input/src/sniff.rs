@@ -17,6 +17,8 @@ pub enum ContentKind {
     EnvoyConfigDump,
     /// Envoy stats, text (`name: value`) or Prometheus form.
     EnvoyStats,
+    /// A JSON document that is neither a log nor configuration we know (e.g. a report).
+    JsonDocument,
     /// Empty input.
     Empty,
 }
@@ -31,14 +33,24 @@ impl ContentKind {
             ContentKind::KubernetesJson => "kubernetes-json",
             ContentKind::EnvoyConfigDump => "envoy-config-dump",
             ContentKind::EnvoyStats => "envoy-stats",
+            ContentKind::JsonDocument => "json-document",
             ContentKind::Empty => "empty",
         }
     }
 
-    /// True for everything that is not a log.
+    /// True for configuration documents (read by `meshdoctor-config`).
     #[must_use]
     pub fn is_config(self) -> bool {
-        !matches!(self, ContentKind::Log | ContentKind::Empty)
+        !matches!(
+            self,
+            ContentKind::Log | ContentKind::Empty | ContentKind::JsonDocument
+        )
+    }
+
+    /// True for inputs the log pipeline reads.
+    #[must_use]
+    pub fn is_log(self) -> bool {
+        matches!(self, ContentKind::Log | ContentKind::Empty)
     }
 }
 
@@ -106,6 +118,10 @@ pub fn sniff_content(head: &[u8]) -> ContentKind {
         }
         if text.contains("\"apiVersion\"") || text.contains("\"kind\"") {
             return ContentKind::KubernetesJson;
+        }
+        // A pretty-printed document (a report, a ground-truth file): not log lines.
+        if first_trimmed == "{" || first_trimmed == "[" {
+            return ContentKind::JsonDocument;
         }
         return ContentKind::Log;
     }

@@ -117,7 +117,7 @@ pub fn run<S: Sink>(
     make_sink: impl Fn() -> S + Sync,
 ) -> RunOutput<S> {
     let log_inputs: Vec<usize> = (0..inputs.len())
-        .filter(|&i| !inputs[i].content.is_config())
+        .filter(|&i| inputs[i].content.is_log())
         .collect();
     let mut tasks = Vec::new();
     let mut line_errors: BTreeMap<usize, String> = BTreeMap::new();
