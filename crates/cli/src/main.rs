@@ -113,6 +113,7 @@ impl InputArgs {
         let (inputs, errors) =
             meshdoctor_input::discover(&self.paths, &meshdoctor_input::DiscoverOptions::default());
         let options = meshdoctor_logs::RunOptions {
+            progress: progress_bar(&inputs),
             forced: self.kind.map(KindArg::family),
             service: self.service.clone(),
             ..meshdoctor_logs::RunOptions::default()
@@ -123,6 +124,39 @@ impl InputArgs {
             options,
         )
     }
+}
+
+/// A progress bar on stderr for large inputs (hidden when stderr is not a terminal).
+fn progress_bar(inputs: &[meshdoctor_input::InputFile]) -> Option<meshdoctor_logs::Progress> {
+    use meshdoctor_input::Access;
+    const SHOW_ABOVE_BYTES: u64 = 64 << 20;
+    let on_disk: u64 = inputs
+        .iter()
+        .map(|i| match i.access {
+            Access::Plain { len } => len,
+            Access::Gzip => std::fs::metadata(&i.path).map_or(0, |m| m.len() * 8),
+            Access::Stdin => 0,
+        })
+        .sum();
+    if on_disk < SHOW_ABOVE_BYTES || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(on_disk),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} reading {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(meshdoctor_logs::Progress(std::sync::Arc::new(move |n| {
+        bar.inc(n);
+        if bar.position() >= bar.length().unwrap_or(u64::MAX) {
+            bar.finish_and_clear();
+        }
+    })))
 }
 
 fn main() -> ExitCode {

@@ -20,8 +20,9 @@ pub mod timestamp;
 pub mod wrapper;
 
 pub use coverage::FileCoverage;
-pub use pipeline::{InputContext, NoSink, RunOptions, RunOutput, Sink, run};
+pub use pipeline::{InputContext, NoSink, Progress, RunOptions, RunOutput, Sink, run};
 
+pub use meshdoctor_model::Family;
 use meshdoctor_model::{Origin, Payload, Timestamp};
 
 /// What a family parser returns for one record; the pipeline adds the location.

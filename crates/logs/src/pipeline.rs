@@ -67,9 +67,22 @@ impl InputContext<'_> {
     }
 }
 
+/// A callback told how many more input bytes were processed (for progress bars). Called
+/// from worker threads.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
 /// Options for [`run`].
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// Told about processed bytes as work completes.
+    pub progress: Option<Progress>,
     /// Parse every record as this family only (`--kind`).
     pub forced: Option<Family>,
     /// Workload name for inputs that name none (`--service`).
@@ -81,6 +94,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
+            progress: None,
             forced: None,
             service: None,
             range_bytes: 8 * 1024 * 1024,
@@ -244,6 +258,9 @@ fn run_task<S: Sink>(
             if let Err(e) = process_range(input, start, end, first_line, options, sink, &mut cov) {
                 cov.read_error.get_or_insert(e.to_string());
             }
+            if let Some(progress) = &options.progress {
+                (progress.0)(end - start);
+            }
             (file, cov)
         }
         Task::Stream { file } => {
@@ -367,6 +384,9 @@ fn process_stream<S: Sink>(
         }
         buf.truncate(filled);
         cov.bytes += (filled - old) as u64;
+        if let Some(progress) = &options.progress {
+            (progress.0)((filled - old) as u64);
+        }
         let step = process_buffer(
             &buf,
             buf.len(),
