@@ -14,3 +14,10 @@ pub mod version;
 
 pub use rules::{Rule, RuleError, RuleSet};
 pub use signals::{EvidenceLine, SignalResult};
+pub mod collect;
+pub mod compare;
+pub mod engine;
+pub mod journey;
+pub mod lines;
+
+pub use engine::{Diagnosis, Finding, analyse, compare_inputs, diagnose, evaluate};

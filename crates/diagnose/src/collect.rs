@@ -1,0 +1,807 @@
+//! The diagnosis sink: keeps, with bounded memory, what the engine needs from every event.
+//!
+//! Envoy lines become compact [`Step`]s (only lines that are part of a connection's life);
+//! access rows become counters plus capped examples; application errors and interesting
+//! pilot-agent lines are kept compactly with exact counts; rule patterns are evaluated here,
+//! on the fly, because events are borrowed and gone after the call. Everything merges in
+//! input order. This module must not score or decide anything.
+
+use crate::journey::{Step, StepKind, classify, truncate};
+use crate::rules::{Pattern, RuleSet, family_of};
+use crate::signals::SignalResult;
+use crate::version::{VersionHints, VersionRange};
+use meshdoctor_logs::{InputContext, Sink};
+use meshdoctor_model::{
+    AccessEntry, AccessFormat, AgentLine, AppRecord, EnvoyLayout, EnvoyLine, ErrorClass, Event,
+    Family, Payload, ResponseFlags, Severity,
+};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Most steps kept (about 100 bytes each); beyond it steps are counted as dropped.
+pub const MAX_STEPS: usize = 2_000_000;
+/// Most application errors kept for correlation (counts stay exact).
+pub const MAX_APP_ERRORS: usize = 200_000;
+/// Most failing access rows kept for correlation.
+pub const MAX_ACCESS_FAILURES: usize = 200_000;
+/// Most agent lines kept.
+pub const MAX_AGENT: usize = 50_000;
+/// Most distinct access aggregate keys.
+pub const MAX_AGG_KEYS: usize = 10_000;
+
+/// An application error, compact.
+#[derive(Clone, Debug)]
+pub struct AppErr {
+    /// File id.
+    pub file: u32,
+    /// Line.
+    pub line: u64,
+    /// UTC ns.
+    pub time: Option<i64>,
+    /// Workload.
+    pub workload: Option<String>,
+    /// Error class.
+    pub class: ErrorClass,
+    /// Peer named in the error.
+    pub peer: Option<Box<str>>,
+    /// Request / correlation / trace ids.
+    pub ids: Vec<Box<str>>,
+}
+
+/// A failing access row, compact.
+#[derive(Clone, Debug)]
+pub struct AccessFail {
+    /// File id.
+    pub file: u32,
+    /// Line.
+    pub line: u64,
+    /// UTC ns.
+    pub time: Option<i64>,
+    /// Workload.
+    pub workload: Option<String>,
+    /// Response code.
+    pub code: u16,
+    /// Flags.
+    pub flags: ResponseFlags,
+    /// x-request-id.
+    pub request_id: Option<Box<str>>,
+}
+
+/// Kinds of agent lines of interest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AgentKindOfInterest {
+    /// Drain / termination.
+    Termination,
+    /// `Envoy proxy is ready`.
+    Ready,
+    /// `Envoy proxy is NOT ready`.
+    NotReady,
+    /// Proxy (re)start.
+    Restart,
+    /// OOM hint.
+    Oom,
+}
+
+/// An agent line of interest.
+#[derive(Clone, Debug)]
+pub struct AgentEvt {
+    /// File id.
+    pub file: u32,
+    /// Line.
+    pub line: u64,
+    /// UTC ns.
+    pub time: Option<i64>,
+    /// Workload.
+    pub workload: Option<String>,
+    /// What it says.
+    pub kind: AgentKindOfInterest,
+}
+
+/// Access aggregate key: workload, direction, code, flags, cluster.
+pub type AggKey = (String, &'static str, u16, String, String);
+
+/// Names of one proxy instance.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceInfo {
+    /// Workload.
+    pub workload: Option<String>,
+    /// Pod.
+    pub pod: Option<String>,
+    /// Namespace.
+    pub namespace: Option<String>,
+}
+
+/// A compiled rule pattern.
+#[derive(Debug)]
+pub struct CompiledPattern {
+    /// `<rule-id>/pattern.<id>`.
+    pub key: String,
+    family: Family,
+    field: String,
+    contains: Option<String>,
+    ignore_case: bool,
+    regex: Option<regex::Regex>,
+    logger: Option<String>,
+    level_min: Option<Severity>,
+    code: Vec<u16>,
+    flags_any: Vec<ResponseFlags>,
+    flags_all: Vec<ResponseFlags>,
+    tcp: Option<bool>,
+    dmin: Option<u64>,
+    dmax: Option<u64>,
+    class: Vec<String>,
+}
+
+/// Every pattern of a rule set, compiled once and shared by all sinks.
+#[derive(Debug, Default)]
+pub struct Patterns {
+    /// The patterns, in rule order.
+    pub list: Vec<CompiledPattern>,
+}
+
+impl Patterns {
+    /// Compile the patterns of all rules (rules were validated, so this does not fail;
+    /// a pattern that still does not compile is left out).
+    #[must_use]
+    pub fn compile(rules: &RuleSet) -> Self {
+        let mut list = Vec::new();
+        for r in &rules.rules {
+            for p in &r.patterns {
+                if let Some(c) = compile_one(&r.id, p) {
+                    list.push(c);
+                }
+            }
+        }
+        Patterns { list }
+    }
+
+    /// Index of a pattern by key.
+    #[must_use]
+    pub fn index(&self, key: &str) -> Option<usize> {
+        self.list.iter().position(|p| p.key == key)
+    }
+}
+
+fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
+    let family = family_of(&p.family)?;
+    let default_field = if family == Family::EnvoyAccess {
+        "response_code_details"
+    } else {
+        "message"
+    };
+    let regex = match &p.regex {
+        Some(r) => Some(regex::Regex::new(r).ok()?),
+        None => None,
+    };
+    Some(CompiledPattern {
+        key: format!("{rule}/pattern.{}", p.id),
+        family,
+        field: p.field.clone().unwrap_or_else(|| default_field.to_string()),
+        contains: p.contains.clone(),
+        ignore_case: p.ignore_case,
+        regex,
+        logger: p.logger.clone(),
+        level_min: p.level_min.as_deref().and_then(Severity::parse),
+        code: p.code.clone(),
+        flags_any: p
+            .flags_any
+            .iter()
+            .filter_map(|f| ResponseFlags::flag(f))
+            .collect(),
+        flags_all: p
+            .flags_all
+            .iter()
+            .filter_map(|f| ResponseFlags::flag(f))
+            .collect(),
+        tcp: p.tcp,
+        dmin: p.duration_ms_min,
+        dmax: p.duration_ms_max,
+        class: p.class.clone(),
+    })
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.is_empty() {
+        return true;
+    }
+    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+impl CompiledPattern {
+    fn text_ok(&self, text: Option<&str>) -> bool {
+        let Some(t) = text else {
+            return self.contains.is_none() && self.regex.is_none();
+        };
+        if let Some(c) = &self.contains {
+            let hit = if self.ignore_case {
+                contains_ci(t, c)
+            } else {
+                memchr::memmem::find(t.as_bytes(), c.as_bytes()).is_some()
+            };
+            if !hit {
+                return false;
+            }
+        }
+        self.regex.as_ref().is_none_or(|r| r.is_match(t))
+    }
+
+    fn matches_envoy(&self, e: &EnvoyLine<'_>) -> bool {
+        if self.logger.as_deref().is_some_and(|l| l != e.logger) {
+            return false;
+        }
+        if self.level_min.is_some_and(|l| e.level < l) {
+            return false;
+        }
+        let text = if self.field == "logger" {
+            &e.logger
+        } else {
+            &e.message
+        };
+        self.text_ok(Some(text))
+    }
+
+    fn matches_agent(&self, a: &AgentLine<'_>) -> bool {
+        if self
+            .logger
+            .as_deref()
+            .is_some_and(|l| Some(l) != a.scope.as_deref())
+        {
+            return false;
+        }
+        if self.level_min.is_some_and(|l| a.level < l) {
+            return false;
+        }
+        let text = if self.field == "scope" {
+            a.scope.as_deref()
+        } else {
+            Some(a.message.as_ref())
+        };
+        self.text_ok(text)
+    }
+
+    fn matches_access(&self, a: &AccessEntry<'_>) -> bool {
+        if !self.code.is_empty() && !self.code.contains(&a.response_code) {
+            return false;
+        }
+        if !self.flags_any.is_empty()
+            && !self.flags_any.iter().any(|f| a.response_flags.contains(*f))
+        {
+            return false;
+        }
+        if !self.flags_all.iter().all(|f| a.response_flags.contains(*f)) {
+            return false;
+        }
+        if self.tcp.is_some_and(|t| t != a.is_tcp()) {
+            return false;
+        }
+        if let Some(min) = self.dmin
+            && a.duration_ms.is_none_or(|d| d < min)
+        {
+            return false;
+        }
+        if let Some(max) = self.dmax
+            && a.duration_ms.is_none_or(|d| d > max)
+        {
+            return false;
+        }
+        let text = match self.field.as_str() {
+            "connection_termination_details" => a.connection_termination_details.as_deref(),
+            "upstream_transport_failure_reason" => a.upstream_transport_failure_reason.as_deref(),
+            "upstream_cluster" => a.upstream_cluster.as_deref(),
+            "upstream_host" => a.upstream_host.as_deref(),
+            "route_name" => a.route_name.as_deref(),
+            "requested_server_name" => a.requested_server_name.as_deref(),
+            "authority" => a.authority.as_deref(),
+            "path" => a.path.as_deref(),
+            "method" => a.method.as_deref(),
+            "user_agent" => a.user_agent.as_deref(),
+            "downstream_remote_address" => a.downstream_remote_address.as_deref(),
+            "downstream_local_address" => a.downstream_local_address.as_deref(),
+            _ => a.response_code_details.as_deref(),
+        };
+        self.text_ok(text)
+    }
+
+    fn matches_app(&self, r: &AppRecord<'_>) -> bool {
+        if !self.class.is_empty() {
+            match &r.error {
+                Some(e) if self.class.iter().any(|c| c == e.class.as_str()) => {}
+                _ => return false,
+            }
+        }
+        if self
+            .level_min
+            .is_some_and(|l| r.severity.is_none_or(|s| s < l))
+        {
+            return false;
+        }
+        match self.field.as_str() {
+            "root_cause" => self.text_ok(r.error.as_ref().map(|e| e.root_cause.as_ref())),
+            "stack_trace" => self.text_ok(r.stack_trace.as_deref()),
+            "logger" => self.text_ok(r.logger.as_deref()),
+            "any" => {
+                self.text_ok(Some(&r.message))
+                    || (r.stack_trace.is_some() && self.text_ok(r.stack_trace.as_deref()))
+                    || (r.error.is_some()
+                        && self.text_ok(r.error.as_ref().map(|e| e.root_cause.as_ref())))
+            }
+            _ => self.text_ok(Some(&r.message)),
+        }
+    }
+}
+
+/// What the sink keeps. Public fields are read by the engine after the run.
+#[derive(Debug)]
+pub struct Collector {
+    patterns: Arc<Patterns>,
+    /// Normalised Envoy steps, in input order.
+    pub steps: Vec<Step>,
+    /// Steps not kept because of [`MAX_STEPS`].
+    pub steps_dropped: u64,
+    /// Names per (file, instance).
+    pub instances: BTreeMap<(u32, u64), InstanceInfo>,
+    /// Envoy connection-logger lines per workload.
+    pub envoy_debug_by_workload: BTreeMap<String, u64>,
+    /// Envoy connection-logger lines in total.
+    pub envoy_debug_lines: u64,
+    /// Access rows per workload ("" when unknown).
+    pub access_rows_by_workload: BTreeMap<String, u64>,
+    /// Access rows in total.
+    pub access_rows: u64,
+    /// Access counters: workload, direction, code, flags, cluster.
+    pub access_agg: BTreeMap<AggKey, u64>,
+    /// Rows that did not fit in [`MAX_AGG_KEYS`].
+    pub access_agg_overflow: u64,
+    /// Access rows by flag.
+    pub access_flags: BTreeMap<&'static str, SignalResult>,
+    /// Access rows by code.
+    pub access_codes: BTreeMap<u16, SignalResult>,
+    /// Failing access rows (flags or 5xx).
+    pub access_failures: SignalResult,
+    /// TCP rows to PassthroughCluster.
+    pub access_tcp_passthrough: SignalResult,
+    /// NR + filter_chain_not_found rows.
+    pub access_filter_chain_not_found: SignalResult,
+    /// Failing rows kept for correlation.
+    pub access_fail_rows: Vec<AccessFail>,
+    /// Application records in total.
+    pub app_records: u64,
+    /// Application errors by class.
+    pub app_classes: BTreeMap<ErrorClass, SignalResult>,
+    /// Application errors kept for correlation.
+    pub app_errors: Vec<AppErr>,
+    /// App errors not kept because of [`MAX_APP_ERRORS`].
+    pub app_errors_dropped: u64,
+    /// Agent lines of interest.
+    pub agent: Vec<AgentEvt>,
+    /// Results of the rule patterns, same index as [`Patterns::list`].
+    pub pattern_results: Vec<SignalResult>,
+    /// Istio version hints.
+    pub versions: VersionHints,
+}
+
+impl Collector {
+    /// A collector that evaluates these patterns.
+    #[must_use]
+    pub fn new(patterns: Arc<Patterns>) -> Self {
+        let n = patterns.list.len();
+        Collector {
+            patterns,
+            steps: Vec::new(),
+            steps_dropped: 0,
+            instances: BTreeMap::new(),
+            envoy_debug_by_workload: BTreeMap::new(),
+            envoy_debug_lines: 0,
+            access_rows_by_workload: BTreeMap::new(),
+            access_rows: 0,
+            access_agg: BTreeMap::new(),
+            access_agg_overflow: 0,
+            access_flags: BTreeMap::new(),
+            access_codes: BTreeMap::new(),
+            access_failures: SignalResult::default(),
+            access_tcp_passthrough: SignalResult::default(),
+            access_filter_chain_not_found: SignalResult::default(),
+            access_fail_rows: Vec::new(),
+            app_records: 0,
+            app_classes: BTreeMap::new(),
+            app_errors: Vec::new(),
+            app_errors_dropped: 0,
+            agent: Vec::new(),
+            pattern_results: vec![SignalResult::default(); n],
+            versions: VersionHints::default(),
+        }
+    }
+
+    /// Index of a rule pattern by its key `<rule-id>/pattern.<id>`.
+    #[must_use]
+    pub fn patterns_index(&self, key: &str) -> Option<usize> {
+        self.patterns.index(key)
+    }
+
+    /// True when the pattern reads access rows (so a rate makes sense).
+    #[must_use]
+    pub fn pattern_is_access(&self, key: &str) -> bool {
+        self.patterns
+            .index(key)
+            .and_then(|i| self.patterns.list.get(i))
+            .is_some_and(|p| p.family == Family::EnvoyAccess)
+    }
+
+    /// Workload of the proxy instance a step belongs to.
+    #[must_use]
+    pub fn workload_of(&self, file: u32, instance: u64) -> Option<&str> {
+        self.instances
+            .get(&(file, instance))
+            .and_then(|i| i.workload.as_deref())
+    }
+
+    fn instance_key(ctx: &InputContext<'_>, event: &Event<'_>) -> u64 {
+        let pod = event
+            .origin
+            .pod
+            .as_deref()
+            .or(ctx.path_names.pod.as_deref())
+            .unwrap_or("");
+        if pod.is_empty() {
+            return 0;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pod.hash(&mut h);
+        h.finish()
+    }
+
+    fn note_instance(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, instance: u64) {
+        let key = (ctx.file, instance);
+        if !self.instances.contains_key(&key) {
+            self.instances.insert(
+                key,
+                InstanceInfo {
+                    workload: ctx.workload_of(event).map(|w| w.into_owned()),
+                    pod: event
+                        .origin
+                        .pod
+                        .as_deref()
+                        .map(str::to_string)
+                        .or_else(|| ctx.path_names.pod.clone()),
+                    namespace: event
+                        .origin
+                        .namespace
+                        .as_deref()
+                        .map(str::to_string)
+                        .or_else(|| ctx.path_names.namespace.clone()),
+                },
+            );
+        }
+    }
+
+    fn envoy(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, e: &EnvoyLine<'_>) {
+        match e.layout {
+            EnvoyLayout::Bracketed => self.versions.add("envoy bracketed layout", range("<=1.5")),
+            EnvoyLayout::IstioTab
+                if e.source_location.is_some() || e.message.starts_with("[external/") =>
+            {
+                self.versions
+                    .add("envoy 1.6 layout (location in message)", range("1.6"));
+            }
+            EnvoyLayout::IstioTab => self.versions.add("envoy tab layout", range("1.6-1.16")),
+            EnvoyLayout::IstioTabWithCaller => self
+                .versions
+                .add("envoy layout with thread=", range(">=1.17")),
+            EnvoyLayout::Json => {}
+        }
+        let connection_logger = matches!(
+            e.logger.as_ref(),
+            "conn_handler"
+                | "connection"
+                | "filter"
+                | "router"
+                | "http"
+                | "http2"
+                | "client"
+                | "pool"
+        );
+        if connection_logger {
+            self.envoy_debug_lines += 1;
+        }
+        let Some((kind, detail)) = classify(&e.logger, &e.message) else {
+            return;
+        };
+        let instance = Self::instance_key(ctx, event);
+        self.note_instance(ctx, event, instance);
+        if let Some(w) = self.workload_of(ctx.file, instance).map(str::to_string) {
+            *self.envoy_debug_by_workload.entry(w).or_default() += 1;
+        }
+        self.push_step(Step {
+            file: ctx.file,
+            line: event.line,
+            time: event.time.map(|t| t.0),
+            instance,
+            thread: e.thread,
+            conn: e.connection_id,
+            stream: e.stream_id,
+            kind,
+            detail: detail.map(String::into_boxed_str),
+        });
+    }
+
+    fn push_step(&mut self, s: Step) {
+        if self.steps.len() < MAX_STEPS {
+            self.steps.push(s);
+        } else {
+            self.steps_dropped += 1;
+        }
+    }
+
+    fn access(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, a: &AccessEntry<'_>) {
+        match a.format {
+            Some(AccessFormat::TextIstio13) => self
+                .versions
+                .add("access log with mixer field", range("1.3-1.7")),
+            Some(AccessFormat::TextIstio18) => self
+                .versions
+                .add("access log without details", range("1.8-1.10")),
+            Some(AccessFormat::TextIstio19) => {
+                self.versions.add("access log with details", range(">=1.9"))
+            }
+            _ => {}
+        }
+        let workload = ctx.workload_of(event).map(|w| w.into_owned());
+        let wl = workload.as_deref();
+        let at = (ctx.file, event.line);
+        let time = event.time.map(|t| t.0);
+        self.access_rows += 1;
+        *self
+            .access_rows_by_workload
+            .entry(workload.clone().unwrap_or_default())
+            .or_default() += 1;
+        let cluster = a.upstream_cluster.as_deref().unwrap_or("-");
+        let direction =
+            if cluster.starts_with("inbound") || cluster.starts_with("InboundPassthrough") {
+                "inbound"
+            } else if cluster == "-" {
+                "unknown"
+            } else {
+                "outbound"
+            };
+        let key: AggKey = (
+            workload.clone().unwrap_or_default(),
+            direction,
+            a.response_code,
+            a.response_flags.to_string(),
+            cluster.to_string(),
+        );
+        if let Some(n) = self.access_agg.get_mut(&key) {
+            *n += 1;
+        } else if self.access_agg.len() < MAX_AGG_KEYS {
+            self.access_agg.insert(key, 1);
+        } else {
+            self.access_agg_overflow += 1;
+        }
+        for name in a.response_flags.names() {
+            if name != "OTHER" {
+                self.access_flags.entry(name).or_default().hit(wl, time, at);
+            }
+        }
+        self.access_codes
+            .entry(a.response_code)
+            .or_default()
+            .hit(wl, time, at);
+        const FAILURE_FLAGS: [&str; 13] = [
+            "UF", "UC", "UR", "UH", "UO", "NR", "URX", "DC", "UT", "LR", "DPE", "UPE", "SI",
+        ];
+        let failing =
+            a.response_code >= 500 || FAILURE_FLAGS.iter().any(|f| a.response_flags.has(f));
+        if failing {
+            self.access_failures.hit(wl, time, at);
+            if self.access_fail_rows.len() < MAX_ACCESS_FAILURES {
+                self.access_fail_rows.push(AccessFail {
+                    file: ctx.file,
+                    line: event.line,
+                    time,
+                    workload: workload.clone(),
+                    code: a.response_code,
+                    flags: a.response_flags,
+                    request_id: a
+                        .request_id
+                        .as_deref()
+                        .map(|r| truncate(r, 80).into_boxed_str()),
+                });
+            }
+        }
+        if a.is_tcp() && cluster == "PassthroughCluster" {
+            self.access_tcp_passthrough.hit(wl, time, at);
+        }
+        if a.response_flags.has("NR")
+            && a.response_code_details
+                .as_deref()
+                .is_some_and(|d| d.contains("filter_chain_not_found"))
+        {
+            self.access_filter_chain_not_found.hit(wl, time, at);
+        }
+    }
+
+    fn app(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, r: &AppRecord<'_>) {
+        self.app_records += 1;
+        let Some(err) = &r.error else {
+            return;
+        };
+        let workload = ctx.workload_of(event).map(|w| w.into_owned());
+        let time = event.time.map(|t| t.0);
+        self.app_classes.entry(err.class).or_default().hit(
+            workload.as_deref(),
+            time,
+            (ctx.file, event.line),
+        );
+        if self.app_errors.len() >= MAX_APP_ERRORS {
+            self.app_errors_dropped += 1;
+            return;
+        }
+        let ids = [&r.request_id, &r.correlation_id, &r.trace_id]
+            .into_iter()
+            .filter_map(|i| i.as_deref())
+            .map(|i| truncate(i, 80).into_boxed_str())
+            .collect();
+        self.app_errors.push(AppErr {
+            file: ctx.file,
+            line: event.line,
+            time,
+            workload,
+            class: err.class,
+            peer: err
+                .peer
+                .as_deref()
+                .map(|p| truncate(p, 120).into_boxed_str()),
+            ids,
+        });
+    }
+
+    fn agent(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, a: &AgentLine<'_>) {
+        let m = a.message.as_ref();
+        let kind = if m.contains("draining Proxy for termination")
+            || m.contains("Graceful termination period")
+            || m.contains("terminating remaining proxies")
+            || m.contains("Agent draining proxy")
+        {
+            AgentKindOfInterest::Termination
+        } else if m.starts_with("Envoy proxy is ready") {
+            AgentKindOfInterest::Ready
+        } else if m.starts_with("Envoy proxy is NOT ready") {
+            AgentKindOfInterest::NotReady
+        } else if m.starts_with("Envoy command:")
+            || (m.starts_with("Epoch ") && m.contains("starting"))
+            || m.starts_with("Starting proxy agent")
+        {
+            AgentKindOfInterest::Restart
+        } else if m.contains("out of memory killed") {
+            AgentKindOfInterest::Oom
+        } else {
+            return;
+        };
+        let workload = ctx.workload_of(event).map(|w| w.into_owned());
+        if kind == AgentKindOfInterest::Restart {
+            // Envoy restarts: connection ids start again.
+            let instance = Self::instance_key(ctx, event);
+            self.push_step(Step {
+                file: ctx.file,
+                line: event.line,
+                time: event.time.map(|t| t.0),
+                instance,
+                thread: None,
+                conn: None,
+                stream: None,
+                kind: StepKind::ProxyRestart,
+                detail: None,
+            });
+        }
+        if self.agent.len() < MAX_AGENT {
+            self.agent.push(AgentEvt {
+                file: ctx.file,
+                line: event.line,
+                time: event.time.map(|t| t.0),
+                workload,
+                kind,
+            });
+        }
+    }
+
+    fn patterns(&mut self, ctx: &InputContext<'_>, event: &Event<'_>) {
+        if self.patterns.list.is_empty() {
+            return;
+        }
+        let family = event.payload.family();
+        let patterns = Arc::clone(&self.patterns);
+        for (i, p) in patterns.list.iter().enumerate() {
+            if p.family != family {
+                continue;
+            }
+            let hit = match &event.payload {
+                Payload::Envoy(e) => p.matches_envoy(e),
+                Payload::Access(a) => p.matches_access(a),
+                Payload::App(r) => p.matches_app(r),
+                Payload::Agent(a) => p.matches_agent(a),
+            };
+            if hit && let Some(res) = self.pattern_results.get_mut(i) {
+                let w = ctx.workload_of(event);
+                res.hit(
+                    w.as_deref(),
+                    event.time.map(|t| t.0),
+                    (ctx.file, event.line),
+                );
+            }
+        }
+    }
+}
+
+fn range(s: &str) -> VersionRange {
+    VersionRange::parse(s).unwrap_or(VersionRange::ANY)
+}
+
+impl Sink for Collector {
+    fn event(&mut self, input: &InputContext<'_>, event: &Event<'_>) {
+        match &event.payload {
+            Payload::Envoy(e) => self.envoy(input, event, e),
+            Payload::Access(a) => self.access(input, event, a),
+            Payload::App(r) => self.app(input, event, r),
+            Payload::Agent(a) => self.agent(input, event, a),
+        }
+        self.patterns(input, event);
+    }
+
+    fn merge(&mut self, later: Self) {
+        let room = MAX_STEPS.saturating_sub(self.steps.len());
+        self.steps_dropped += later.steps_dropped + later.steps.len().saturating_sub(room) as u64;
+        self.steps.extend(later.steps.into_iter().take(room));
+        for (k, v) in later.instances {
+            self.instances.entry(k).or_insert(v);
+        }
+        for (k, v) in later.envoy_debug_by_workload {
+            *self.envoy_debug_by_workload.entry(k).or_default() += v;
+        }
+        self.envoy_debug_lines += later.envoy_debug_lines;
+        for (k, v) in later.access_rows_by_workload {
+            *self.access_rows_by_workload.entry(k).or_default() += v;
+        }
+        self.access_rows += later.access_rows;
+        for (k, v) in later.access_agg {
+            if let Some(n) = self.access_agg.get_mut(&k) {
+                *n += v;
+            } else if self.access_agg.len() < MAX_AGG_KEYS {
+                self.access_agg.insert(k, v);
+            } else {
+                self.access_agg_overflow += v;
+            }
+        }
+        self.access_agg_overflow += later.access_agg_overflow;
+        for (k, v) in later.access_flags {
+            self.access_flags.entry(k).or_default().merge(v);
+        }
+        for (k, v) in later.access_codes {
+            self.access_codes.entry(k).or_default().merge(v);
+        }
+        self.access_failures.merge(later.access_failures);
+        self.access_tcp_passthrough
+            .merge(later.access_tcp_passthrough);
+        self.access_filter_chain_not_found
+            .merge(later.access_filter_chain_not_found);
+        let room = MAX_ACCESS_FAILURES.saturating_sub(self.access_fail_rows.len());
+        self.access_fail_rows
+            .extend(later.access_fail_rows.into_iter().take(room));
+        self.app_records += later.app_records;
+        for (k, v) in later.app_classes {
+            self.app_classes.entry(k).or_default().merge(v);
+        }
+        let room = MAX_APP_ERRORS.saturating_sub(self.app_errors.len());
+        self.app_errors_dropped +=
+            later.app_errors_dropped + later.app_errors.len().saturating_sub(room) as u64;
+        self.app_errors
+            .extend(later.app_errors.into_iter().take(room));
+        let room = MAX_AGENT.saturating_sub(self.agent.len());
+        self.agent.extend(later.agent.into_iter().take(room));
+        for (mine, theirs) in self.pattern_results.iter_mut().zip(later.pattern_results) {
+            mine.merge(theirs);
+        }
+        self.versions.merge(later.versions);
+    }
+}

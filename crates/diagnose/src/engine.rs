@@ -1,0 +1,1163 @@
+//! The engine: read inputs through the pipeline into a [`Collector`], assemble journeys,
+//! compute signals (journeys, correlation, rates, patterns), score every rule, and produce
+//! a [`Diagnosis`] with a verdict that is named only when it clears a documented bar.
+//!
+//! Scoring (also in `RULES.md`): confidence = (1 - prod(1 - w+)) x prod(1 - |w-|) over fired
+//! evidence; a rule is a candidate only when an anchor fires; the verdict is the top
+//! candidate when confidence >= [`VERDICT_BAR`] and it leads the runner-up by
+//! [`VERDICT_MARGIN`]; otherwise `inconclusive` with the evidence to collect next.
+//! This module must not print or format for a terminal.
+
+use crate::collect::{AgentKindOfInterest, Collector, Patterns};
+use crate::compare::{At, CompareResult, compare};
+use crate::journey::{Journeys, StepKind, assemble};
+use crate::lines::fill_lines;
+use crate::rules::{Category, Rule, RuleSet, Side};
+use crate::signals::{EvidenceLine, SignalResult};
+use crate::version::VersionRange;
+use meshdoctor_input::InputFile;
+use meshdoctor_logs::{FileCoverage, RunOptions};
+use meshdoctor_model::{ErrorClass, Timestamp};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Minimum confidence for a named verdict.
+pub const VERDICT_BAR: f64 = 0.60;
+/// Minimum lead over the runner-up for a named verdict.
+pub const VERDICT_MARGIN: f64 = 0.15;
+/// Clock-skew tolerance when joining app errors to sidecar events.
+pub const SKEW_NS: i64 = 2_000_000_000;
+/// Evidence lines shown per finding.
+pub const MAX_EVIDENCE_LINES: usize = 8;
+
+/// Everything read from the inputs, before rules are applied.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The merged sink.
+    pub collector: Collector,
+    /// Journeys assembled from its steps.
+    pub journeys: Journeys,
+    /// Coverage per log input.
+    pub coverage: Vec<FileCoverage>,
+    /// Display name per file id.
+    pub file_names: BTreeMap<u32, String>,
+    /// The inputs (to re-read evidence lines).
+    pub inputs: Vec<InputFile>,
+}
+
+/// Read inputs and assemble journeys. `rules` supplies the patterns evaluated while reading.
+#[must_use]
+pub fn analyse(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Analysis {
+    let patterns = Arc::new(Patterns::compile(rules));
+    let out = meshdoctor_logs::run(inputs, options, || Collector::new(Arc::clone(&patterns)));
+    let journeys = assemble(&out.sink.steps);
+    Analysis {
+        collector: out.sink,
+        journeys,
+        coverage: out.coverage,
+        file_names: inputs.iter().map(|i| (i.id, i.display.clone())).collect(),
+        inputs: inputs.to_vec(),
+    }
+}
+
+/// One input in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputSummary {
+    /// Display name.
+    pub file: String,
+    /// Dominant family.
+    pub kind: String,
+    /// Physical lines.
+    pub lines: u64,
+    /// Lines skipped.
+    pub skipped: u64,
+    /// Events.
+    pub events: u64,
+    /// Skipped lines per reason.
+    pub skipped_reasons: BTreeMap<String, u64>,
+    /// Why reading stopped early.
+    pub read_error: Option<String>,
+}
+
+/// How one evidence item of a rule came out.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceItem {
+    /// Signal name.
+    pub signal: String,
+    /// What it means.
+    pub means: String,
+    /// Weight in the rule.
+    pub weight: f64,
+    /// Occurrences.
+    pub count: u64,
+    /// Rate over the denominator, if any.
+    pub rate: Option<f64>,
+    /// True when it counted in the score.
+    pub fired: bool,
+    /// Why it did not count although it was seen (version, threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_counted: Option<String>,
+    /// Workloads where it was seen.
+    pub workloads: Vec<String>,
+}
+
+/// One ranked cause.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Cause id.
+    pub cause: String,
+    /// Title.
+    pub title: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// One sentence with names filled in.
+    pub summary: String,
+    /// Mesh fault or not.
+    pub category: Category,
+    /// Affected workloads (`server` / `client` roles when known).
+    pub workloads: Vec<String>,
+    /// Caller -> callee pairs, when both sides are known.
+    pub workload_pairs: Vec<String>,
+    /// Occurrences of the strongest fired anchor.
+    pub occurrences: u64,
+    /// Earliest occurrence (RFC 3339).
+    pub first: Option<String>,
+    /// Latest occurrence (RFC 3339).
+    pub last: Option<String>,
+    /// Evidence lines (file, line, text).
+    pub evidence: Vec<EvidenceLine>,
+    /// Lines of evidence that speak against it.
+    pub counter_evidence: Vec<EvidenceLine>,
+    /// Every evidence item with its outcome.
+    pub items: Vec<EvidenceItem>,
+    /// Why it is not the verdict (for runner-ups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruled_out: Option<String>,
+    /// Fix steps.
+    pub fix: Vec<String>,
+    /// Verify steps.
+    pub verify: Vec<String>,
+    /// References.
+    pub references: Vec<String>,
+    /// Versions it applies to.
+    pub versions: Option<String>,
+}
+
+/// Journey statistics for the report.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct JourneyStats {
+    /// Steps kept.
+    pub steps: u64,
+    /// Steps dropped for memory.
+    pub steps_dropped: u64,
+    /// Journeys.
+    pub journeys: u64,
+    /// Listener-filter lines no connection claimed.
+    pub orphan_listener_lines: u64,
+    /// Proxy restarts detected.
+    pub restarts: u64,
+}
+
+/// The result of `diagnose` (the JSON contract; fields may be added, never renamed).
+#[derive(Clone, Debug, Serialize)]
+pub struct Diagnosis {
+    /// The cause id, or `inconclusive`.
+    pub verdict: String,
+    /// Confidence of the verdict (of the top finding when inconclusive).
+    pub confidence: f64,
+    /// Candidates, best first.
+    pub findings: Vec<Finding>,
+    /// What to collect next (when inconclusive).
+    pub missing_evidence: Vec<String>,
+    /// Inputs and what was skipped.
+    pub inputs: Vec<InputSummary>,
+    /// Detected Istio version range (`unknown` when nothing narrowed it).
+    pub istio_version: String,
+    /// How versions were inferred.
+    pub version_hints: Vec<String>,
+    /// The bar a verdict must clear.
+    pub bar: Bar,
+    /// Journey statistics.
+    pub journeys: JourneyStats,
+    /// Failing vs succeeding journeys.
+    pub compare: CompareOutput,
+    /// Application errors by class.
+    pub app_errors: BTreeMap<String, u64>,
+    /// Access rows in total and failing.
+    pub traffic: Traffic,
+    /// Notes on limits hit or evidence quality.
+    pub notes: Vec<String>,
+}
+
+/// The verdict bar.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bar {
+    /// Minimum confidence.
+    pub min_confidence: f64,
+    /// Minimum lead over the runner-up.
+    pub min_margin: f64,
+}
+
+/// Access-log traffic totals.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct Traffic {
+    /// Rows.
+    pub rows: u64,
+    /// Failing rows.
+    pub failing: u64,
+    /// Failing rows by workload, code and flags.
+    pub failing_by: Vec<TrafficRow>,
+}
+
+/// One aggregate of failing access rows.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrafficRow {
+    /// Workload.
+    pub workload: String,
+    /// inbound/outbound.
+    pub direction: String,
+    /// Code.
+    pub code: u16,
+    /// Flags.
+    pub flags: String,
+    /// Cluster.
+    pub cluster: String,
+    /// Rows.
+    pub count: u64,
+    /// Share of the workload's rows.
+    pub rate: f64,
+}
+
+/// A comparison with file names and line texts filled in.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct CompareOutput {
+    /// The comparison.
+    #[serde(flatten)]
+    pub result: CompareResult,
+    /// Example lines per failing pattern (same order as `failing`).
+    pub failing_examples: Vec<Vec<EvidenceLine>>,
+    /// Example lines per succeeding pattern (same order as `succeeding`).
+    pub succeeding_examples: Vec<Vec<EvidenceLine>>,
+}
+
+struct Ctx<'a> {
+    a: &'a Analysis,
+    cache: BTreeMap<String, SignalResult>,
+    version: VersionRange,
+}
+
+/// Run the whole diagnosis.
+#[must_use]
+pub fn diagnose(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Diagnosis {
+    let analysis = analyse(inputs, options, rules);
+    evaluate(&analysis, rules)
+}
+
+/// Only the journey comparison.
+#[must_use]
+pub fn compare_inputs(
+    inputs: &[InputFile],
+    options: &RunOptions,
+) -> (CompareOutput, Vec<InputSummary>, JourneyStats) {
+    let analysis = analyse(inputs, options, &RuleSet::default());
+    (
+        compare_output(&analysis),
+        input_summaries(&analysis),
+        journey_stats(&analysis),
+    )
+}
+
+fn journey_stats(a: &Analysis) -> JourneyStats {
+    JourneyStats {
+        steps: a.collector.steps.len() as u64,
+        steps_dropped: a.collector.steps_dropped,
+        journeys: a.journeys.journeys.len() as u64,
+        orphan_listener_lines: a.journeys.orphan_listener_lines,
+        restarts: a.journeys.restarts,
+    }
+}
+
+fn input_summaries(a: &Analysis) -> Vec<InputSummary> {
+    a.coverage
+        .iter()
+        .map(|c| InputSummary {
+            file: c.display.clone(),
+            kind: c.kind.clone(),
+            lines: c.lines,
+            skipped: c.skipped,
+            events: c.events,
+            skipped_reasons: c
+                .skipped_reasons
+                .iter()
+                .map(|(r, n)| (r.describe().to_string(), *n))
+                .collect(),
+            read_error: c.read_error.clone(),
+        })
+        .collect()
+}
+
+/// The comparison with example lines read back from the inputs.
+#[must_use]
+pub fn compare_output(a: &Analysis) -> CompareOutput {
+    let c = &a.collector;
+    let result = compare(&a.journeys.journeys, &c.steps, |f, i| c.workload_of(f, i));
+    let mut failing_examples: Vec<Vec<EvidenceLine>> = result
+        .failing
+        .iter()
+        .map(|f| to_lines(a, &f.pattern.example))
+        .collect();
+    let mut succeeding_examples: Vec<Vec<EvidenceLine>> = result
+        .succeeding
+        .iter()
+        .map(|s| to_lines(a, &s.example))
+        .collect();
+    let mut all: Vec<&mut EvidenceLine> = failing_examples
+        .iter_mut()
+        .chain(succeeding_examples.iter_mut())
+        .flatten()
+        .collect();
+    fill_lines(&a.inputs, &mut all);
+    CompareOutput {
+        result,
+        failing_examples,
+        succeeding_examples,
+    }
+}
+
+fn to_lines(a: &Analysis, at: &[At]) -> Vec<EvidenceLine> {
+    at.iter()
+        .map(|x| EvidenceLine {
+            file: a.file_names.get(&x.file).cloned().unwrap_or_default(),
+            line: x.line,
+            text: String::new(),
+        })
+        .collect()
+}
+
+fn loc_lines(a: &Analysis, at: &[(u32, u64)]) -> Vec<EvidenceLine> {
+    at.iter()
+        .map(|(f, l)| EvidenceLine {
+            file: a.file_names.get(f).cloned().unwrap_or_default(),
+            line: *l,
+            text: String::new(),
+        })
+        .collect()
+}
+
+/// Apply rules to an analysis.
+#[must_use]
+pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
+    let version = a.collector.versions.range();
+    let mut ctx = Ctx {
+        a,
+        cache: BTreeMap::new(),
+        version,
+    };
+    let mut findings: Vec<(Finding, u64)> = rules
+        .rules
+        .iter()
+        .filter_map(|r| score_rule(&mut ctx, r))
+        .collect();
+    findings.sort_by(|(fa, oa), (fb, ob)| {
+        fb.confidence
+            .total_cmp(&fa.confidence)
+            .then(ob.cmp(oa))
+            .then(fa.cause.cmp(&fb.cause))
+    });
+    let mut findings: Vec<Finding> = findings.into_iter().map(|(f, _)| f).collect();
+    let top = findings.first().map_or(0.0, |f| f.confidence);
+    let second = findings.get(1).map_or(0.0, |f| f.confidence);
+    let named = top >= VERDICT_BAR && top - second >= VERDICT_MARGIN;
+    let verdict = if named {
+        findings
+            .first()
+            .map_or_else(|| "inconclusive".to_string(), |f| f.cause.clone())
+    } else {
+        "inconclusive".to_string()
+    };
+    // Explain why the others are not the verdict.
+    let top_id = findings.first().map(|f| f.cause.clone());
+    for (i, f) in findings.iter_mut().enumerate() {
+        f.ruled_out = ruled_out(f, i, named, top, top_id.as_deref());
+    }
+    let missing_evidence = if named {
+        Vec::new()
+    } else {
+        missing(&findings, rules, a)
+    };
+    // Fill evidence line texts in one pass per file.
+    {
+        let mut all: Vec<&mut EvidenceLine> = findings
+            .iter_mut()
+            .flat_map(|f| f.evidence.iter_mut().chain(f.counter_evidence.iter_mut()))
+            .collect();
+        fill_lines(&a.inputs, &mut all);
+    }
+    let mut notes = Vec::new();
+    if a.collector.steps_dropped > 0 {
+        notes.push(format!(
+            "{} Envoy connection lines beyond the memory cap were not joined into journeys",
+            a.collector.steps_dropped
+        ));
+    }
+    if a.collector.app_errors_dropped > 0 {
+        notes.push(format!(
+            "{} application errors beyond the cap were counted but not correlated",
+            a.collector.app_errors_dropped
+        ));
+    }
+    if a.collector.envoy_debug_lines == 0 {
+        notes.push("no Envoy debug lines of the connection loggers: journeys cannot be built (raise the sidecar log level, see missing evidence)".into());
+    }
+    if a.collector.access_rows == 0 {
+        notes.push("no access log rows: failure rates cannot be computed".into());
+    }
+    Diagnosis {
+        verdict,
+        confidence: top,
+        findings,
+        missing_evidence,
+        inputs: input_summaries(a),
+        istio_version: version.to_string(),
+        version_hints: a
+            .collector
+            .versions
+            .hints
+            .iter()
+            .map(|(w, r)| format!("{w} => Istio {r}"))
+            .collect(),
+        bar: Bar {
+            min_confidence: VERDICT_BAR,
+            min_margin: VERDICT_MARGIN,
+        },
+        journeys: journey_stats(a),
+        compare: compare_output(a),
+        app_errors: a
+            .collector
+            .app_classes
+            .iter()
+            .map(|(c, r)| (c.as_str().to_string(), r.count))
+            .collect(),
+        traffic: traffic(a),
+        notes,
+    }
+}
+
+fn traffic(a: &Analysis) -> Traffic {
+    let c = &a.collector;
+    let mut rows: Vec<TrafficRow> = c
+        .access_agg
+        .iter()
+        .filter(|((_, _, code, flags, _), _)| *code >= 500 || flags != "-")
+        .map(|((w, d, code, flags, cluster), n)| {
+            let total = c
+                .access_rows_by_workload
+                .get(w)
+                .copied()
+                .unwrap_or(0)
+                .max(1);
+            #[allow(clippy::cast_precision_loss)]
+            let rate = round2(*n as f64 / total as f64);
+            TrafficRow {
+                workload: w.clone(),
+                direction: (*d).to_string(),
+                code: *code,
+                flags: flags.clone(),
+                cluster: cluster.clone(),
+                count: *n,
+                rate,
+            }
+        })
+        .collect();
+    rows.sort_by(|x, y| y.count.cmp(&x.count).then(x.workload.cmp(&y.workload)));
+    rows.truncate(20);
+    Traffic {
+        rows: c.access_rows,
+        failing: c.access_failures.count,
+        failing_by: rows,
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn ruled_out(
+    f: &Finding,
+    idx: usize,
+    named: bool,
+    top: f64,
+    top_id: Option<&str>,
+) -> Option<String> {
+    if idx == 0 && named {
+        return None;
+    }
+    let against: Vec<String> = f
+        .items
+        .iter()
+        .filter(|i| i.fired && i.weight < 0.0)
+        .map(|i| format!("{} ({}x)", i.means, i.count))
+        .collect();
+    let unseen: Vec<String> = f
+        .items
+        .iter()
+        .filter(|i| !i.fired && i.weight > 0.0)
+        .take(2)
+        .map(|i| i.means.clone())
+        .collect();
+    let mut parts = Vec::new();
+    if !against.is_empty() {
+        parts.push(format!("speaks against it: {}", against.join("; ")));
+    }
+    if idx == 0 {
+        if f.confidence < VERDICT_BAR {
+            parts.push(format!(
+                "confidence {:.2} is below the bar of {VERDICT_BAR:.2}",
+                f.confidence
+            ));
+        } else {
+            parts.push(format!(
+                "it does not lead the runner-up by {VERDICT_MARGIN:.2}: the evidence fits more than one cause"
+            ));
+        }
+    } else if let Some(t) = top_id {
+        parts.push(format!(
+            "scores {:.2} against {:.2} for {t}",
+            f.confidence, top
+        ));
+    }
+    if !unseen.is_empty() {
+        parts.push(format!("not seen: {}", unseen.join("; ")));
+    }
+    Some(parts.join("; "))
+}
+
+fn missing(findings: &[Finding], rules: &RuleSet, a: &Analysis) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: &str| {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    };
+    for f in findings.iter().take(2) {
+        if let Some(rule) = rules.rules.iter().find(|r| r.id == f.cause) {
+            for (e, item) in rule.evidence.iter().zip(&f.items) {
+                if e.weight > 0.0 && !item.fired && item.count == 0 {
+                    if let Some(c) = &e.collect {
+                        push(c);
+                    }
+                }
+            }
+            for c in &rule.collect {
+                push(c);
+            }
+        }
+    }
+    if findings.is_empty() {
+        if a.collector.envoy_debug_lines == 0 {
+            push(
+                "sidecar debug logs of the server (callee) pod while the failure happens: istioctl proxy-config log <server-pod> --level connection:debug,conn_handler:debug,filter:debug,http:debug,router:debug (and the same on the client pod)",
+            );
+        }
+        if a.collector.access_rows == 0 {
+            push(
+                "Envoy access logs of both sidecars: meshConfig.accessLogFile=/dev/stdout (or the Telemetry API with the envoy provider)",
+            );
+        }
+        if a.collector.app_records == 0 {
+            push("the calling application's log with timestamps for the same period");
+        }
+        push(
+            "listener and cluster stats, which Istio does not emit by default: proxyStatsMatcher inclusionPrefixes [\"listener.\", \"cluster.outbound\", \"cluster.inbound\"] (1.6/1.7: sidecar.istio.io/statsInclusionPrefixes), then `pilot-agent request GET stats` (downstream_pre_cx_timeout, upstream_cx_destroy_remote_with_active_rq, ...)",
+        );
+    }
+    out
+}
+
+fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
+    let mut items = Vec::new();
+    let mut pos = 1.0f64;
+    let mut neg = 1.0f64;
+    let mut anchor_fired = false;
+    let mut anchor_occ = 0u64;
+    let mut anchor_total = 0u64;
+    let mut servers: BTreeSet<String> = BTreeSet::new();
+    let mut clients: BTreeSet<String> = BTreeSet::new();
+    let mut all_workloads: BTreeSet<String> = BTreeSet::new();
+    let mut evidence: Vec<(u32, u64)> = Vec::new();
+    let mut counter: Vec<(u32, u64)> = Vec::new();
+    let mut first: Option<i64> = None;
+    let mut last: Option<i64> = None;
+    for e in &rule.evidence {
+        let key = if e.signal.starts_with("pattern.") {
+            format!("{}/{}", rule.id, e.signal)
+        } else {
+            e.signal.clone()
+        };
+        let res = ctx.signal(&key);
+        let rate = res.rate();
+        let version_ok = e
+            .istio
+            .as_deref()
+            .and_then(VersionRange::parse)
+            .is_none_or(|r| ctx.version.is_any() || r.overlaps(ctx.version));
+        let count_ok = res.count >= e.min_count.max(1);
+        let rate_ok = match (e.min_rate, rate) {
+            (Some(min), Some(r)) => r >= min,
+            _ => true,
+        };
+        let fired = count_ok && rate_ok && version_ok;
+        let not_counted = if res.count > 0 && !fired {
+            Some(if !version_ok {
+                format!(
+                    "seen, but only counts for Istio {} and the inputs look like Istio {}",
+                    e.istio.as_deref().unwrap_or("?"),
+                    ctx.version
+                )
+            } else if !count_ok {
+                format!("seen {} time(s), needs {}", res.count, e.min_count)
+            } else {
+                format!(
+                    "rate {:.3} is below {:.3}",
+                    rate.unwrap_or(0.0),
+                    e.min_rate.unwrap_or(0.0)
+                )
+            })
+        } else {
+            None
+        };
+        if fired {
+            if e.weight > 0.0 {
+                pos *= 1.0 - e.weight;
+                for (f, l) in res.examples.iter().take(3) {
+                    if evidence.len() < MAX_EVIDENCE_LINES && !evidence.contains(&(*f, *l)) {
+                        evidence.push((*f, *l));
+                    }
+                }
+                if let Some(t) = res.first {
+                    first = Some(first.map_or(t, |x| x.min(t)));
+                }
+                if let Some(t) = res.last {
+                    last = Some(last.map_or(t, |x| x.max(t)));
+                }
+                match e.side {
+                    Some(Side::Server) => servers.extend(res.workloads.iter().cloned()),
+                    Some(Side::Client) => clients.extend(res.workloads.iter().cloned()),
+                    None => {}
+                }
+                all_workloads.extend(res.workloads.iter().cloned());
+            } else {
+                neg *= 1.0 - e.weight.abs();
+                for (f, l) in res.examples.iter().take(2) {
+                    if counter.len() < 4 {
+                        counter.push((*f, *l));
+                    }
+                }
+            }
+            if e.anchor {
+                anchor_fired = true;
+                anchor_occ = anchor_occ.max(res.count);
+                anchor_total += res.count;
+            }
+        }
+        items.push(EvidenceItem {
+            signal: e.signal.clone(),
+            means: e.means.clone(),
+            weight: e.weight,
+            count: res.count,
+            rate: rate.map(|r| (r * 1000.0).round() / 1000.0),
+            fired,
+            not_counted,
+            workloads: res.workloads.iter().cloned().collect(),
+        });
+    }
+    if !anchor_fired {
+        return None;
+    }
+    let confidence = round2((1.0 - pos) * neg);
+    // The client side of a pair is better named by who logged the app errors.
+    if clients.is_empty() {
+        let app = ctx.signal("app.resets");
+        clients.extend(
+            app.workloads
+                .iter()
+                .filter(|w| !servers.contains(*w))
+                .cloned(),
+        );
+    }
+    let mut workloads: Vec<String> = Vec::new();
+    for s in &servers {
+        workloads.push(format!("{s} (server)"));
+    }
+    for c in &clients {
+        if !servers.contains(c) {
+            workloads.push(format!("{c} (client)"));
+        }
+    }
+    for w in &all_workloads {
+        if !servers.contains(w) && !clients.contains(w) {
+            workloads.push(w.clone());
+        }
+    }
+    let workload_pairs: Vec<String> = clients
+        .iter()
+        .flat_map(|c| {
+            servers
+                .iter()
+                .filter(move |s| *s != c)
+                .map(move |s| format!("{c} -> {s}"))
+        })
+        .take(16)
+        .collect();
+    let namespace = servers.iter().find_map(|s| {
+        ctx.a
+            .collector
+            .instances
+            .values()
+            .find(|i| i.workload.as_deref() == Some(s.as_str()))
+            .and_then(|i| i.namespace.clone())
+    });
+    let names = Names {
+        server: join_or(&servers, "<server>"),
+        client: join_or(&clients, "<client>"),
+        namespace: namespace.unwrap_or_else(|| "<namespace>".into()),
+        version: if ctx.version.is_any() {
+            "Istio version unknown".into()
+        } else {
+            format!("detected Istio {}", ctx.version)
+        },
+    };
+    let (fix, verify) = pick_fix(rule, ctx.version);
+    let a = ctx.a;
+    Some((
+        Finding {
+            cause: rule.id.clone(),
+            title: rule.title.clone(),
+            confidence,
+            summary: names.fill(&rule.summary),
+            category: rule.category,
+            workloads,
+            workload_pairs,
+            occurrences: anchor_occ,
+            first: first.map(|t| Timestamp(t).to_string()),
+            last: last.map(|t| Timestamp(t).to_string()),
+            evidence: loc_lines(a, &evidence),
+            counter_evidence: loc_lines(a, &counter),
+            items,
+            ruled_out: None,
+            fix: fix.iter().map(|s| names.fill(s)).collect(),
+            verify: verify.iter().map(|s| names.fill(s)).collect(),
+            references: rule.references.clone(),
+            versions: rule.versions.clone(),
+        },
+        anchor_total,
+    ))
+}
+
+fn join_or(set: &BTreeSet<String>, default: &str) -> String {
+    if set.is_empty() {
+        default.to_string()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn pick_fix(rule: &Rule, version: VersionRange) -> (&[String], &[String]) {
+    if !version.is_any() {
+        for v in &rule.fix_variants {
+            if let Some(r) = VersionRange::parse(&v.istio)
+                && r.lo <= version.lo
+                && version.hi <= r.hi
+            {
+                let verify = if v.verify.is_empty() {
+                    &rule.verify
+                } else {
+                    &v.verify
+                };
+                return (&v.fix, verify);
+            }
+        }
+    }
+    (&rule.fix, &rule.verify)
+}
+
+struct Names {
+    server: String,
+    client: String,
+    namespace: String,
+    version: String,
+}
+
+impl Names {
+    fn fill(&self, text: &str) -> String {
+        text.replace("{server}", &self.server)
+            .replace("{client}", &self.client)
+            .replace("{namespace}", &self.namespace)
+            .replace("{istio_version}", &self.version)
+    }
+}
+
+const RESET_FAMILY: [ErrorClass; 3] = [
+    ErrorClass::ConnectionReset,
+    ErrorClass::ClosedWithoutResponse,
+    ErrorClass::BrokenPipe,
+];
+
+impl Ctx<'_> {
+    fn signal(&mut self, name: &str) -> SignalResult {
+        if let Some(r) = self.cache.get(name) {
+            return r.clone();
+        }
+        let r = self.compute(name);
+        self.cache.insert(name.to_string(), r.clone());
+        r
+    }
+
+    fn with_denominator(&self, mut r: SignalResult) -> SignalResult {
+        let c = &self.a.collector;
+        let d: u64 = if r.workloads.is_empty() {
+            c.access_rows
+        } else {
+            r.workloads
+                .iter()
+                .map(|w| c.access_rows_by_workload.get(w).copied().unwrap_or(0))
+                .sum()
+        };
+        r.denominator = Some(d);
+        r
+    }
+
+    fn step_signal(&self, pred: impl Fn(StepKind, Option<&str>) -> bool) -> SignalResult {
+        let c = &self.a.collector;
+        let mut r = SignalResult::default();
+        for s in &c.steps {
+            if pred(s.kind, s.detail.as_deref()) {
+                r.hit(c.workload_of(s.file, s.instance), s.time, (s.file, s.line));
+            }
+        }
+        r
+    }
+
+    /// A signal over journeys: `pred` returns the step to cite when the journey counts.
+    fn journey_signal(
+        &self,
+        pred: impl Fn(&crate::journey::Journey) -> Option<(u32, u64, Option<i64>)>,
+    ) -> SignalResult {
+        let c = &self.a.collector;
+        let mut r = SignalResult::default();
+        for j in &self.a.journeys.journeys {
+            if let Some((f, l, t)) = pred(j) {
+                r.hit(c.workload_of(j.file, j.instance), t, (f, l));
+            }
+        }
+        r
+    }
+
+    fn failure_times(&self, only_tls: bool) -> Vec<i64> {
+        let steps = &self.a.collector.steps;
+        let mut t: Vec<i64> = steps
+            .iter()
+            .filter(|s| {
+                if only_tls {
+                    s.kind == StepKind::TlsError
+                        || s.kind == StepKind::ClientHelloFailed
+                        || s.kind == StepKind::FilterChainNotFound
+                } else {
+                    s.kind.is_failure()
+                }
+            })
+            .filter_map(|s| s.time)
+            .collect();
+        if !only_tls {
+            t.extend(
+                self.a
+                    .collector
+                    .access_fail_rows
+                    .iter()
+                    .filter_map(|r| r.time),
+            );
+        }
+        t.sort_unstable();
+        t
+    }
+
+    fn compute(&self, name: &str) -> SignalResult {
+        let a = self.a;
+        let c = &a.collector;
+        let steps = &c.steps;
+        if name.contains("/pattern.") {
+            let key = name;
+            let mut r = c
+                .patterns_index(key)
+                .and_then(|i| c.pattern_results.get(i))
+                .cloned()
+                .unwrap_or_default();
+            if c.pattern_is_access(key) {
+                r = self.with_denominator(r);
+            }
+            return r;
+        }
+        if let Some(reason) = name.strip_prefix("journey.tls_error:") {
+            return self.step_signal(|k, d| k == StepKind::TlsError && d == Some(reason));
+        }
+        if let Some(reason) = name.strip_prefix("journey.upstream_reset:") {
+            let want = reason.replace('_', " ");
+            return self.step_signal(|k, d| {
+                k == StepKind::UpstreamReset && d.is_some_and(|d| d.replace('_', " ") == want)
+            });
+        }
+        if let Some(prefix) = name.strip_prefix("journey.tcp_proxy:") {
+            return self.step_signal(|k, d| {
+                k == StepKind::TcpProxy && d.is_some_and(|d| d.starts_with(prefix))
+            });
+        }
+        if let Some(flag) = name.strip_prefix("access.flag:") {
+            return self.with_denominator(c.access_flags.get(flag).cloned().unwrap_or_default());
+        }
+        if let Some(code) = name.strip_prefix("access.code:") {
+            let code: u16 = code.parse().unwrap_or(u16::MAX);
+            return self.with_denominator(c.access_codes.get(&code).cloned().unwrap_or_default());
+        }
+        if let Some(class) = name.strip_prefix("app.error_class:") {
+            return c
+                .app_classes
+                .iter()
+                .find(|(k, _)| k.as_str() == class)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default();
+        }
+        let tls_step = |j: &crate::journey::Journey| {
+            j.first_of(steps, StepKind::TlsError)
+                .map(|s| (s.file, s.line, s.time))
+        };
+        match name {
+            "journey.failing" => self.journey_signal(|j| {
+                j.outcome(steps)
+                    .is_failing()
+                    .then(|| {
+                        j.steps
+                            .iter()
+                            .filter_map(|&i| steps.get(i))
+                            .find(|s| s.kind.is_failure())
+                    })
+                    .flatten()
+                    .map(|s| (s.file, s.line, s.time))
+            }),
+            "journey.succeeding" => self.journey_signal(|j| {
+                (!j.outcome(steps).is_failing()
+                    && (j.has(steps, StepKind::HandshakeComplete)
+                        || j.has(steps, StepKind::Connected)
+                        || j.has(steps, StepKind::TcpProxy)))
+                .then(|| j.first_location(steps))
+                .flatten()
+                .map(|(f, l)| (f, l, j.start(steps)))
+            }),
+            "journey.tls_error" => self.step_signal(|k, _| k == StepKind::TlsError),
+            "journey.tls_error_http_request_without_sni" => self.journey_signal(|j| {
+                let t = j.first_of(steps, StepKind::TlsError)?;
+                (t.detail.as_deref() == Some("HTTP_REQUEST") && !j.has(steps, StepKind::Sni))
+                    .then_some((t.file, t.line, t.time))
+            }),
+            "journey.tls_error_http_request_with_sni" => self.journey_signal(|j| {
+                let t = j.first_of(steps, StepKind::TlsError)?;
+                (t.detail.as_deref() == Some("HTTP_REQUEST") && j.has(steps, StepKind::Sni))
+                    .then_some((t.file, t.line, t.time))
+            }),
+            "journey.sni_on_success" => {
+                let failing_proxies: BTreeSet<(u32, u64)> = a
+                    .journeys
+                    .journeys
+                    .iter()
+                    .filter(|j| {
+                        tls_step(j).is_some() || j.has(steps, StepKind::FilterChainNotFound)
+                    })
+                    .map(|j| (j.file, j.instance))
+                    .collect();
+                self.journey_signal(|j| {
+                    if !failing_proxies.contains(&(j.file, j.instance))
+                        || j.outcome(steps).is_failing()
+                    {
+                        return None;
+                    }
+                    let s = j.first_of(steps, StepKind::Sni)?;
+                    Some((s.file, s.line, s.time))
+                })
+            }
+            "journey.listener_filter_timeout" => {
+                self.step_signal(|k, _| k == StepKind::ListenerFilterTimeout)
+            }
+            "journey.listener_filter_fallback" => {
+                self.step_signal(|k, _| k == StepKind::ListenerFilterFallback)
+            }
+            "journey.passthrough_after_timeout" => self.journey_signal(|j| {
+                if !j.has(steps, StepKind::ListenerFilterTimeout) {
+                    return None;
+                }
+                let t = j.steps.iter().filter_map(|&i| steps.get(i)).find(|s| {
+                    s.kind == StepKind::TcpProxy
+                        && s.detail.as_deref().is_some_and(|d| {
+                            d.starts_with("PassthroughCluster") || d.starts_with("BlackHoleCluster")
+                        })
+                })?;
+                Some((t.file, t.line, t.time))
+            }),
+            "journey.tcp_proxy_passthrough" => self.step_signal(|k, d| {
+                k == StepKind::TcpProxy && d.is_some_and(|d| d.starts_with("PassthroughCluster"))
+            }),
+            "journey.tcp_proxy_blackhole" => self.step_signal(|k, d| {
+                k == StepKind::TcpProxy && d.is_some_and(|d| d.starts_with("BlackHoleCluster"))
+            }),
+            "journey.no_filter_chain" => {
+                self.step_signal(|k, _| k == StepKind::FilterChainNotFound)
+            }
+            "journey.client_hello_failed" => {
+                self.step_signal(|k, _| k == StepKind::ClientHelloFailed)
+            }
+            "journey.codec_error" => self.step_signal(|k, _| k == StepKind::CodecError),
+            "journey.upstream_reset" => self.step_signal(|k, _| k == StepKind::UpstreamReset),
+            "journey.connect_failed" => self.step_signal(|k, _| k == StepKind::ConnectFailed),
+            "journey.rst_from_peer" => self.step_signal(|k, _| k == StepKind::RstFromPeer),
+            "journey.stream_reset" => self.step_signal(|k, _| k == StepKind::StreamReset),
+            "journey.remote_close" => self.step_signal(|k, _| k == StepKind::RemoteClose),
+            "inputs.caller_sidecar_debug" => {
+                let servers: BTreeSet<&str> = a
+                    .journeys
+                    .journeys
+                    .iter()
+                    .filter(|j| {
+                        tls_step(j).is_some() || j.has(steps, StepKind::FilterChainNotFound)
+                    })
+                    .filter_map(|j| c.workload_of(j.file, j.instance))
+                    .collect();
+                let mut r = SignalResult::default();
+                for (w, n) in &c.envoy_debug_by_workload {
+                    if !servers.contains(w.as_str()) {
+                        r.count += n;
+                        r.workloads.insert(w.clone());
+                    }
+                }
+                r
+            }
+            "inputs.envoy_debug" => SignalResult {
+                count: c.envoy_debug_lines,
+                ..SignalResult::default()
+            },
+            "inputs.access_rows" => SignalResult {
+                count: c.access_rows,
+                ..SignalResult::default()
+            },
+            "inputs.app_records" => SignalResult {
+                count: c.app_records,
+                ..SignalResult::default()
+            },
+            "access.failures" => self.with_denominator(c.access_failures.clone()),
+            "access.tcp_passthrough" => self.with_denominator(c.access_tcp_passthrough.clone()),
+            "access.filter_chain_not_found" => {
+                self.with_denominator(c.access_filter_chain_not_found.clone())
+            }
+            "app.errors" => {
+                let mut r = SignalResult::default();
+                for v in c.app_classes.values() {
+                    r.merge(v.clone());
+                }
+                r
+            }
+            "app.resets" => {
+                let mut r = SignalResult::default();
+                for (k, v) in &c.app_classes {
+                    if RESET_FAMILY.contains(k) {
+                        r.merge(v.clone());
+                    }
+                }
+                r
+            }
+            "correlate.app_reset_near_failure" | "correlate.app_reset_near_tls_error" => {
+                let times = self.failure_times(name.ends_with("tls_error"));
+                let mut r = SignalResult::default();
+                for e in &c.app_errors {
+                    if !RESET_FAMILY.contains(&e.class) {
+                        continue;
+                    }
+                    let Some(t) = e.time else { continue };
+                    let i = times.partition_point(|x| *x < t.saturating_sub(SKEW_NS));
+                    if times
+                        .get(i)
+                        .is_some_and(|x| *x <= t.saturating_add(SKEW_NS))
+                    {
+                        r.hit(e.workload.as_deref(), Some(t), (e.file, e.line));
+                    }
+                }
+                r
+            }
+            "correlate.request_id_match" => {
+                let ids: BTreeSet<&str> = c
+                    .access_fail_rows
+                    .iter()
+                    .filter_map(|r| r.request_id.as_deref())
+                    .collect();
+                let mut r = SignalResult::default();
+                for e in &c.app_errors {
+                    if e.ids.iter().any(|i| ids.contains(i.as_ref())) {
+                        r.hit(e.workload.as_deref(), e.time, (e.file, e.line));
+                    }
+                }
+                r
+            }
+            "correlate.app_refused_before_ready" => {
+                let mut r = SignalResult::default();
+                for e in c
+                    .app_errors
+                    .iter()
+                    .filter(|e| e.class == ErrorClass::ConnectionRefused)
+                {
+                    let (Some(t), Some(w)) = (e.time, e.workload.as_deref()) else {
+                        continue;
+                    };
+                    let before_ready = c.agent.iter().any(|g| {
+                        g.kind == AgentKindOfInterest::Ready
+                            && g.workload.as_deref() == Some(w)
+                            && g.time
+                                .is_some_and(|rt| rt >= t && rt - t <= 120 * 1_000_000_000)
+                    });
+                    if before_ready {
+                        r.hit(Some(w), Some(t), (e.file, e.line));
+                    }
+                }
+                r
+            }
+            "correlate.app_error_after_termination" => {
+                let mut r = SignalResult::default();
+                for e in &c.app_errors {
+                    let (Some(t), Some(w)) = (e.time, e.workload.as_deref()) else {
+                        continue;
+                    };
+                    let after = c.agent.iter().any(|g| {
+                        g.kind == AgentKindOfInterest::Termination
+                            && g.workload.as_deref() == Some(w)
+                            && g.time
+                                .is_some_and(|gt| t >= gt && t - gt <= 60 * 1_000_000_000)
+                    });
+                    if after {
+                        r.hit(Some(w), Some(t), (e.file, e.line));
+                    }
+                }
+                r
+            }
+            "agent.termination" => self.agent_signal(AgentKindOfInterest::Termination),
+            "agent.ready" => self.agent_signal(AgentKindOfInterest::Ready),
+            "agent.not_ready" => self.agent_signal(AgentKindOfInterest::NotReady),
+            "agent.restart" => self.agent_signal(AgentKindOfInterest::Restart),
+            "agent.oom" => self.agent_signal(AgentKindOfInterest::Oom),
+            _ => SignalResult::default(),
+        }
+    }
+
+    fn agent_signal(&self, kind: AgentKindOfInterest) -> SignalResult {
+        let mut r = SignalResult::default();
+        for g in self.a.collector.agent.iter().filter(|g| g.kind == kind) {
+            r.hit(g.workload.as_deref(), g.time, (g.file, g.line));
+        }
+        r
+    }
+}

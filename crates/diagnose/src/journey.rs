@@ -1,0 +1,870 @@
+//! Connection journeys: each Envoy debug line normalised to a step kind, and the steps of
+//! one connection joined in order, so journeys from different Envoy versions compare.
+//!
+//! Matching is on logger + message text (formats.md §2), never on source file paths, which
+//! moved between Envoy versions. Journeys are keyed by (file, proxy instance, restart epoch,
+//! connection id); listener-filter lines carry no id and are attached to the next
+//! `new connection` of the same proxy (and thread, when known) within a short window
+//! (formats.md §2.6). This module must not score or print anything.
+
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+
+/// What one Envoy line says happened to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// `original_dst: New connection accepted`.
+    OriginalDst,
+    /// `tls inspector: new connection accepted`.
+    TlsInspector,
+    /// `tls:onServerName(), requestedServerName: X` (the client sent SNI).
+    Sni,
+    /// `tls:onALPN(), ALPN: X`.
+    Alpn,
+    /// `tls inspector: parseClientHello failed` (plaintext on a TLS-only port).
+    ClientHelloFailed,
+    /// `http inspector: new connection accepted`.
+    HttpInspector,
+    /// `http inspector: set application protocol to X`.
+    DetectedProtocol,
+    /// `listener filter times out after N ms`.
+    ListenerFilterTimeout,
+    /// `fallback to default listener filter`.
+    ListenerFilterFallback,
+    /// `new connection` / `new connection from X` (conn_handler): the connection exists.
+    Accepted,
+    /// `closing connection...: no matching filter chain found`.
+    FilterChainNotFound,
+    /// `handshake complete` (old Envoy).
+    HandshakeComplete,
+    /// `handshake error: N` (old Envoy).
+    HandshakeError,
+    /// `TLS error: ...:REASON` or `TLS_error:|...:REASON:TLS_error_end`.
+    TlsError,
+    /// tcp_proxy `Creating connection to cluster X`.
+    TcpProxy,
+    /// tcp_proxy `Cluster not found X`.
+    ClusterNotFound,
+    /// Upstream connection established (`connected`).
+    Connected,
+    /// `delayed connect error` / `raising immediate error`.
+    ConnectFailed,
+    /// HTTP codec error (`dispatch error`, `protocol error`, `HPE_...`).
+    CodecError,
+    /// router `upstream reset: reset reason: X`.
+    UpstreamReset,
+    /// http `stream reset` (downstream stream).
+    StreamReset,
+    /// `rst close from peer`.
+    RstFromPeer,
+    /// `remote close` / `remote early close` / `closing socket: 0`.
+    RemoteClose,
+    /// `closing socket: 1` / `closing data_to_write=...` (Envoy closed it).
+    LocalClose,
+    /// `adding to cleanup list`.
+    Cleanup,
+    /// A proxy (re)start line from pilot-agent: connection ids restart.
+    ProxyRestart,
+}
+
+impl StepKind {
+    /// Stable short name used in patterns and reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::OriginalDst => "original_dst",
+            StepKind::TlsInspector => "tls_inspector",
+            StepKind::Sni => "sni (tls:onServerName)",
+            StepKind::Alpn => "alpn (tls:onALPN)",
+            StepKind::ClientHelloFailed => "client_hello_failed",
+            StepKind::HttpInspector => "http_inspector",
+            StepKind::DetectedProtocol => "detected_protocol",
+            StepKind::ListenerFilterTimeout => "listener_filter_timeout",
+            StepKind::ListenerFilterFallback => "listener_filter_fallback",
+            StepKind::Accepted => "accepted",
+            StepKind::FilterChainNotFound => "no_filter_chain",
+            StepKind::HandshakeComplete => "handshake_complete",
+            StepKind::HandshakeError => "handshake_error",
+            StepKind::TlsError => "tls_error",
+            StepKind::TcpProxy => "tcp_proxy",
+            StepKind::ClusterNotFound => "cluster_not_found",
+            StepKind::Connected => "connected",
+            StepKind::ConnectFailed => "connect_failed",
+            StepKind::CodecError => "codec_error",
+            StepKind::UpstreamReset => "upstream_reset",
+            StepKind::StreamReset => "stream_reset",
+            StepKind::RstFromPeer => "rst_from_peer",
+            StepKind::RemoteClose => "remote_close",
+            StepKind::LocalClose => "local_close",
+            StepKind::Cleanup => "cleanup",
+            StepKind::ProxyRestart => "proxy_restart",
+        }
+    }
+
+    /// Lines that happen before the connection object exists and carry no id.
+    #[must_use]
+    pub fn is_listener_filter(self) -> bool {
+        matches!(
+            self,
+            StepKind::OriginalDst
+                | StepKind::TlsInspector
+                | StepKind::Sni
+                | StepKind::Alpn
+                | StepKind::ClientHelloFailed
+                | StepKind::HttpInspector
+                | StepKind::DetectedProtocol
+                | StepKind::ListenerFilterTimeout
+                | StepKind::ListenerFilterFallback
+        )
+    }
+
+    /// Steps that mean the connection failed.
+    #[must_use]
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            StepKind::ClientHelloFailed
+                | StepKind::FilterChainNotFound
+                | StepKind::HandshakeError
+                | StepKind::TlsError
+                | StepKind::ClusterNotFound
+                | StepKind::ConnectFailed
+                | StepKind::CodecError
+                | StepKind::UpstreamReset
+                | StepKind::RstFromPeer
+        )
+    }
+
+    /// How much a step tells about the path a connection took (used to rank the steps
+    /// in which failing journeys differ): decisions (SNI, protocol, cluster) over
+    /// bookkeeping (accepted, cleanup).
+    #[must_use]
+    pub fn salience(self) -> u8 {
+        match self {
+            StepKind::Sni | StepKind::ListenerFilterTimeout | StepKind::FilterChainNotFound => 9,
+            StepKind::Alpn
+            | StepKind::DetectedProtocol
+            | StepKind::TcpProxy
+            | StepKind::ListenerFilterFallback
+            | StepKind::TlsError
+            | StepKind::ClientHelloFailed => 8,
+            StepKind::HandshakeComplete
+            | StepKind::HandshakeError
+            | StepKind::UpstreamReset
+            | StepKind::CodecError
+            | StepKind::ConnectFailed
+            | StepKind::ClusterNotFound
+            | StepKind::RstFromPeer => 7,
+            StepKind::Connected | StepKind::StreamReset => 5,
+            StepKind::TlsInspector | StepKind::HttpInspector | StepKind::OriginalDst => 4,
+            StepKind::RemoteClose | StepKind::LocalClose => 3,
+            StepKind::Accepted | StepKind::Cleanup | StepKind::ProxyRestart => 1,
+        }
+    }
+}
+
+/// Strip what a parser may have left in front of the message: a `[file:line] ` location
+/// (Istio 1.6 puts it inside the message) and `[C123]`/`[S456]`/`[Tags: ...]` prefixes.
+fn strip_prefixes(mut m: &str) -> &str {
+    loop {
+        let t = m.trim_start();
+        if let Some(rest) = t.strip_prefix('[')
+            && let Some(end) = rest.find(']')
+        {
+            let inner = &rest[..end];
+            let is_loc = inner.contains(".cc:") || inner.contains(".h:");
+            let is_id = (inner.starts_with('C') || inner.starts_with('S'))
+                && inner.len() > 1
+                && inner[1..].bytes().all(|b| b.is_ascii_digit());
+            if is_loc || is_id || inner.starts_with("Tags:") {
+                m = &rest[end + 1..];
+                continue;
+            }
+        }
+        return t;
+    }
+}
+
+fn after<'m>(m: &'m str, marker: &str) -> Option<&'m str> {
+    m.find(marker).map(|i| m[i + marker.len()..].trim())
+}
+
+/// Normalise one Envoy line to a step kind and a short detail (SNI, reason, cluster...).
+/// `None` when the line is not part of a connection's life.
+#[must_use]
+pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>)> {
+    let m = strip_prefixes(message);
+    let first = m.lines().next().unwrap_or(m);
+    let m = first.trim_end();
+    let detail = |s: &str| Some(truncate(s.trim(), 160));
+    match logger {
+        "conn_handler" => {
+            if m.starts_with("new connection") {
+                Some((
+                    StepKind::Accepted,
+                    after(m, "from").map(|s| truncate(s, 80)),
+                ))
+            } else if m.contains("no matching filter chain found") {
+                Some((StepKind::FilterChainNotFound, None))
+            } else if m.starts_with("listener filter times out") {
+                Some((StepKind::ListenerFilterTimeout, detail(m)))
+            } else if m.starts_with("fallback to default listener filter") {
+                Some((StepKind::ListenerFilterFallback, None))
+            } else if m.starts_with("adding to cleanup list") {
+                Some((StepKind::Cleanup, None))
+            } else {
+                None
+            }
+        }
+        "filter" => {
+            let lower_start = m.get(..24).unwrap_or(m).to_ascii_lowercase();
+            if lower_start.starts_with("original_dst: new connec") {
+                Some((StepKind::OriginalDst, None))
+            } else if m.starts_with("tls:onServerName()") {
+                Some((
+                    StepKind::Sni,
+                    after(m, "requestedServerName:").and_then(|s| detail(s)),
+                ))
+            } else if m.starts_with("tls:onALPN()") {
+                Some((StepKind::Alpn, after(m, "ALPN:").and_then(|s| detail(s))))
+            } else if m.starts_with("tls inspector: new connection accepted") {
+                Some((StepKind::TlsInspector, None))
+            } else if m.starts_with("tls inspector: parseClientHello failed") {
+                Some((StepKind::ClientHelloFailed, tls_reason(m)))
+            } else if m.starts_with("http inspector: new connection accepted") {
+                Some((StepKind::HttpInspector, None))
+            } else if m.starts_with("http inspector: set application protocol to") {
+                Some((
+                    StepKind::DetectedProtocol,
+                    after(m, "protocol to").and_then(|s| detail(s)),
+                ))
+            } else if let Some(c) = after(m, "Creating connection to cluster") {
+                Some((StepKind::TcpProxy, detail(c)))
+            } else if m.starts_with("Cluster not found") {
+                Some((StepKind::ClusterNotFound, detail(m)))
+            } else {
+                None
+            }
+        }
+        "connection" => {
+            if m.starts_with("TLS error:") || m.contains("TLS_error:") {
+                Some((StepKind::TlsError, tls_reason(m)))
+            } else if m.starts_with("handshake error:") {
+                Some((StepKind::HandshakeError, detail(m)))
+            } else if m.starts_with("handshake complete") {
+                Some((StepKind::HandshakeComplete, None))
+            } else if let Some(e) = after(m, "closing socket:") {
+                Some(if e.starts_with('1') {
+                    (StepKind::LocalClose, None)
+                } else {
+                    (StepKind::RemoteClose, None)
+                })
+            } else if m.starts_with("closing data_to_write") {
+                Some((StepKind::LocalClose, detail(m)))
+            } else if m.starts_with("remote close") || m.starts_with("remote early close") {
+                Some((StepKind::RemoteClose, None))
+            } else if m.contains("rst close from peer") {
+                Some((StepKind::RstFromPeer, None))
+            } else if m.starts_with("delayed connect error")
+                || m.starts_with("raising immediate error")
+            {
+                Some((StepKind::ConnectFailed, detail(m)))
+            } else if m == "connected" {
+                Some((StepKind::Connected, None))
+            } else if m.contains("protocol error") || m.contains("dispatch error") {
+                Some((StepKind::CodecError, detail(m)))
+            } else {
+                None
+            }
+        }
+        "router" => after(m, "upstream reset: reset reason:").map(|r| {
+            let reason = r.split(',').next().unwrap_or(r);
+            (StepKind::UpstreamReset, detail(reason))
+        }),
+        "http" | "http2" | "client" => {
+            if m.contains("dispatch error") || m.contains("protocol error") || m.contains("HPE_") {
+                Some((StepKind::CodecError, detail(m)))
+            } else if logger == "http" && m.starts_with("stream reset") {
+                Some((StepKind::StreamReset, detail(m)))
+            } else if logger == "client" && m == "connected" {
+                Some((StepKind::Connected, None))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The BoringSSL reason symbol of a TLS error line, either form:
+/// `TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST` or
+/// `remote address:...,TLS_error:|268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST:TLS_error_end`.
+#[must_use]
+pub fn tls_reason(m: &str) -> Option<String> {
+    let i = m.find("OPENSSL_internal:")?;
+    let rest = &m[i + "OPENSSL_internal:".len()..];
+    let end = rest.find([':', '|']).unwrap_or(rest.len());
+    let reason = rest[..end].trim();
+    // Old form joins several errors with a space: keep the first.
+    let reason = if reason
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit() || b == b' ')
+    {
+        reason.split(' ').next().unwrap_or(reason)
+    } else {
+        reason
+    };
+    (!reason.is_empty()).then(|| truncate(reason, 80))
+}
+
+/// Cut a string to at most `max` bytes on a char boundary.
+#[must_use]
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// One normalised line, owned and compact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Input file id.
+    pub file: u32,
+    /// 1-based line.
+    pub line: u64,
+    /// UTC ns, if known.
+    pub time: Option<i64>,
+    /// Proxy instance within the file (hash of the pod name; 0 when none).
+    pub instance: u64,
+    /// Envoy thread id, when the layout has one.
+    pub thread: Option<u32>,
+    /// Connection id.
+    pub conn: Option<u64>,
+    /// Stream id.
+    pub stream: Option<u64>,
+    /// What happened.
+    pub kind: StepKind,
+    /// Short detail (SNI, TLS reason, cluster, reset reason).
+    pub detail: Option<Box<str>>,
+}
+
+/// One connection's steps, in log order.
+#[derive(Clone, Debug, Default)]
+pub struct Journey {
+    /// Input file id.
+    pub file: u32,
+    /// Proxy instance within the file.
+    pub instance: u64,
+    /// Restart epoch of that proxy (ids restart with Envoy).
+    pub epoch: u32,
+    /// Connection id (`None` for a connection refused before it got one).
+    pub conn: Option<u64>,
+    /// Indexes into the step list.
+    pub steps: Vec<usize>,
+}
+
+/// Journeys plus the bookkeeping of what could not be attached.
+#[derive(Clone, Debug, Default)]
+pub struct Journeys {
+    /// All journeys, in order of their first step.
+    pub journeys: Vec<Journey>,
+    /// Listener-filter lines no connection claimed within the window.
+    pub orphan_listener_lines: u64,
+    /// Restarts detected (agent lines or ids going backwards).
+    pub restarts: u64,
+}
+
+/// How long listener-filter lines wait for their `new connection` line. The sniffing
+/// timeout itself can be up to seconds before the fallback, so this is generous.
+pub const ATTACH_WINDOW_NS: i64 = 10_000_000_000;
+
+struct Group {
+    thread: Option<u32>,
+    first: Option<i64>,
+    steps: Vec<usize>,
+    kinds: Vec<StepKind>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    epoch: u32,
+    max_conn: u64,
+    pending: VecDeque<Group>,
+}
+
+/// Join steps (in input order: by file, then line) into journeys.
+#[must_use]
+pub fn assemble(steps: &[Step]) -> Journeys {
+    let mut out = Journeys::default();
+    let mut proxies: HashMap<(u32, u64), ProxyState> = HashMap::new();
+    let mut open: HashMap<(u32, u64, u32, u64), usize> = HashMap::new();
+    for (idx, s) in steps.iter().enumerate() {
+        let key = (s.file, s.instance);
+        let st = proxies.entry(key).or_default();
+        if s.kind == StepKind::ProxyRestart {
+            st.epoch += 1;
+            st.max_conn = 0;
+            out.orphan_listener_lines += st
+                .pending
+                .drain(..)
+                .map(|g| g.steps.len() as u64)
+                .sum::<u64>();
+            out.restarts += 1;
+            continue;
+        }
+        // Expire pending groups that waited too long.
+        if let Some(now) = s.time {
+            while let Some(g) = st.pending.front() {
+                if g.first
+                    .is_some_and(|f| now.saturating_sub(f) > ATTACH_WINDOW_NS)
+                {
+                    out.orphan_listener_lines += g.steps.len() as u64;
+                    st.pending.pop_front();
+                } else {
+                    break;
+                }
+            }
+        }
+        match s.conn {
+            None if s.kind.is_listener_filter() => {
+                // A new group starts with original_dst, or when the thread's latest group
+                // already saw this kind (the next socket's filters began).
+                let starts_new = s.kind == StepKind::OriginalDst;
+                let pos = if starts_new {
+                    None
+                } else {
+                    st.pending
+                        .iter()
+                        .rposition(|g| thread_matches(g.thread, s.thread))
+                        .filter(|&p| !st.pending[p].kinds.contains(&s.kind))
+                };
+                match pos {
+                    Some(p) => {
+                        st.pending[p].steps.push(idx);
+                        st.pending[p].kinds.push(s.kind);
+                    }
+                    None => st.pending.push_back(Group {
+                        thread: s.thread,
+                        first: s.time,
+                        steps: vec![idx],
+                        kinds: vec![s.kind],
+                    }),
+                }
+            }
+            None if s.kind == StepKind::FilterChainNotFound => {
+                let mut j = Journey {
+                    file: s.file,
+                    instance: s.instance,
+                    epoch: st.epoch,
+                    conn: None,
+                    steps: Vec::new(),
+                };
+                if let Some(p) = st
+                    .pending
+                    .iter()
+                    .position(|g| thread_matches(g.thread, s.thread))
+                {
+                    if let Some(g) = st.pending.remove(p) {
+                        j.steps = g.steps;
+                    }
+                }
+                j.steps.push(idx);
+                out.journeys.push(j);
+            }
+            None => {}
+            Some(id) => {
+                if s.kind == StepKind::Accepted {
+                    // Ids are a process-wide counter: a big step backwards means Envoy
+                    // restarted without an agent line in this file.
+                    if st.max_conn > 1000 && id < st.max_conn / 2 {
+                        st.epoch += 1;
+                        out.restarts += 1;
+                    }
+                    st.max_conn = st.max_conn.max(id);
+                    let mut j = Journey {
+                        file: s.file,
+                        instance: s.instance,
+                        epoch: st.epoch,
+                        conn: Some(id),
+                        steps: Vec::new(),
+                    };
+                    if let Some(p) = st
+                        .pending
+                        .iter()
+                        .position(|g| thread_matches(g.thread, s.thread))
+                    {
+                        if let Some(g) = st.pending.remove(p) {
+                            j.steps = g.steps;
+                        }
+                    }
+                    j.steps.push(idx);
+                    open.insert((s.file, s.instance, st.epoch, id), out.journeys.len());
+                    out.journeys.push(j);
+                } else {
+                    st.max_conn = st.max_conn.max(id);
+                    let k = (s.file, s.instance, st.epoch, id);
+                    match open.get(&k) {
+                        Some(&j) => {
+                            if let Some(journey) = out.journeys.get_mut(j) {
+                                journey.steps.push(idx);
+                            }
+                        }
+                        None => {
+                            open.insert(k, out.journeys.len());
+                            out.journeys.push(Journey {
+                                file: s.file,
+                                instance: s.instance,
+                                epoch: st.epoch,
+                                conn: Some(id),
+                                steps: vec![idx],
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.orphan_listener_lines += proxies
+        .values()
+        .flat_map(|p| p.pending.iter())
+        .map(|g| g.steps.len() as u64)
+        .sum::<u64>();
+    out
+}
+
+fn thread_matches(a: Option<u32>, b: Option<u32>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
+/// How a journey ended, for grouping.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Outcome {
+    /// No failure step.
+    Ok,
+    /// Listener filters timed out (the connection went on without a detected protocol).
+    SniffTimeout,
+    /// A failure step; the label names it (`tls_error:HTTP_REQUEST`, `no_filter_chain`...).
+    Failed(String),
+}
+
+impl Outcome {
+    /// True for anything but `Ok`.
+    #[must_use]
+    pub fn is_failing(&self) -> bool {
+        !matches!(self, Outcome::Ok)
+    }
+
+    /// Short label.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::SniffTimeout => "listener_filter_timeout".into(),
+            Outcome::Failed(l) => l.clone(),
+        }
+    }
+}
+
+impl Journey {
+    /// Step kinds in order.
+    pub fn kinds<'s>(&'s self, steps: &'s [Step]) -> impl Iterator<Item = StepKind> + 's {
+        self.steps
+            .iter()
+            .filter_map(|&i| steps.get(i))
+            .map(|s| s.kind)
+    }
+
+    /// True when the journey has a step of this kind.
+    #[must_use]
+    pub fn has(&self, steps: &[Step], kind: StepKind) -> bool {
+        self.kinds(steps).any(|k| k == kind)
+    }
+
+    /// The first step of a kind.
+    #[must_use]
+    pub fn first_of<'s>(&self, steps: &'s [Step], kind: StepKind) -> Option<&'s Step> {
+        self.steps
+            .iter()
+            .filter_map(|&i| steps.get(i))
+            .find(|s| s.kind == kind)
+    }
+
+    /// The first failure step, else a listener-filter timeout, else ok.
+    #[must_use]
+    pub fn outcome(&self, steps: &[Step]) -> Outcome {
+        let fail = self
+            .steps
+            .iter()
+            .filter_map(|&i| steps.get(i))
+            .find(|s| s.kind.is_failure());
+        match fail {
+            Some(s) => {
+                let label = match (s.kind, s.detail.as_deref()) {
+                    (StepKind::TlsError | StepKind::UpstreamReset, Some(d)) => {
+                        format!("{}:{}", s.kind.name(), d.replace(' ', "_"))
+                    }
+                    (StepKind::HandshakeError, _) => {
+                        // Old Envoy logs `handshake error` then the `TLS error` reason.
+                        match self
+                            .first_of(steps, StepKind::TlsError)
+                            .and_then(|t| t.detail.as_deref())
+                        {
+                            Some(d) => format!("tls_error:{}", d.replace(' ', "_")),
+                            None => "tls_error".into(),
+                        }
+                    }
+                    (k, _) => k.name().to_string(),
+                };
+                Outcome::Failed(label)
+            }
+            None if self.has(steps, StepKind::ListenerFilterTimeout) => Outcome::SniffTimeout,
+            None => Outcome::Ok,
+        }
+    }
+
+    /// Time of the first step with a time.
+    #[must_use]
+    pub fn start(&self, steps: &[Step]) -> Option<i64> {
+        self.steps
+            .iter()
+            .filter_map(|&i| steps.get(i))
+            .find_map(|s| s.time)
+    }
+
+    /// The first step's location.
+    #[must_use]
+    pub fn first_location(&self, steps: &[Step]) -> Option<(u32, u64)> {
+        self.steps
+            .first()
+            .and_then(|&i| steps.get(i))
+            .map(|s| (s.file, s.line))
+    }
+
+    /// True when the journey shows the downstream side (accepted or listener filters).
+    #[must_use]
+    pub fn is_downstream(&self, steps: &[Step]) -> bool {
+        self.kinds(steps).any(|k| {
+            k == StepKind::Accepted || k.is_listener_filter() || k == StepKind::FilterChainNotFound
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_and_new_tls_error_forms() {
+        let old = classify(
+            "connection",
+            "TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST",
+        );
+        assert_eq!(old, Some((StepKind::TlsError, Some("HTTP_REQUEST".into()))));
+        let new = classify(
+            "connection",
+            "remote address:10.244.3.9:51234,TLS_error:|268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST:TLS_error_end",
+        );
+        assert_eq!(new, Some((StepKind::TlsError, Some("HTTP_REQUEST".into()))));
+        let located = classify(
+            "connection",
+            "[external/envoy/source/extensions/transport_sockets/tls/ssl_socket.cc:226] [C3656911] TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST",
+        );
+        assert_eq!(located, old);
+        let multi = classify(
+            "connection",
+            "TLS error: 268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED 268435456:SSL routines:OPENSSL_internal:X",
+        );
+        assert_eq!(
+            multi.and_then(|(_, d)| d).as_deref(),
+            Some("CERTIFICATE_VERIFY_FAILED")
+        );
+    }
+
+    #[test]
+    fn listener_and_handler_lines() {
+        let cases = [
+            (
+                "filter",
+                "original_dst: New connection accepted",
+                StepKind::OriginalDst,
+            ),
+            (
+                "filter",
+                "tls inspector: new connection accepted",
+                StepKind::TlsInspector,
+            ),
+            (
+                "filter",
+                "tls:onServerName(), requestedServerName: outbound_.80_._.b.ns.svc.cluster.local",
+                StepKind::Sni,
+            ),
+            (
+                "filter",
+                "http inspector: new connection accepted",
+                StepKind::HttpInspector,
+            ),
+            (
+                "filter",
+                "http inspector: set application protocol to http/1.1",
+                StepKind::DetectedProtocol,
+            ),
+            (
+                "conn_handler",
+                "listener filter times out after 100 ms",
+                StepKind::ListenerFilterTimeout,
+            ),
+            (
+                "conn_handler",
+                "fallback to default listener filter",
+                StepKind::ListenerFilterFallback,
+            ),
+            ("conn_handler", "new connection", StepKind::Accepted),
+            (
+                "conn_handler",
+                "new connection from 10.0.0.1:4000",
+                StepKind::Accepted,
+            ),
+            (
+                "conn_handler",
+                "closing connection from 10.0.0.1:4000: no matching filter chain found",
+                StepKind::FilterChainNotFound,
+            ),
+            ("conn_handler", "adding to cleanup list", StepKind::Cleanup),
+            (
+                "filter",
+                "Creating connection to cluster PassthroughCluster",
+                StepKind::TcpProxy,
+            ),
+            ("connection", "closing socket: 0", StepKind::RemoteClose),
+            ("connection", "closing socket: 1", StepKind::LocalClose),
+            ("connection", "handshake error: 1", StepKind::HandshakeError),
+            (
+                "connection",
+                "handshake complete",
+                StepKind::HandshakeComplete,
+            ),
+            (
+                "connection",
+                "read: rst close from peer",
+                StepKind::RstFromPeer,
+            ),
+            (
+                "connection",
+                "delayed connect error: 111",
+                StepKind::ConnectFailed,
+            ),
+            (
+                "router",
+                "upstream reset: reset reason: connection termination, transport failure reason: ",
+                StepKind::UpstreamReset,
+            ),
+            (
+                "http",
+                "dispatch error: http/1.1 protocol error: HPE_INVALID_METHOD",
+                StepKind::CodecError,
+            ),
+        ];
+        for (logger, msg, want) in cases {
+            assert_eq!(
+                classify(logger, msg).map(|(k, _)| k),
+                Some(want),
+                "{logger} {msg}"
+            );
+        }
+        assert_eq!(classify("connection", "handshake expecting read"), None);
+        assert_eq!(
+            classify(
+                "filter",
+                "Creating connection to cluster PassthroughCluster"
+            )
+            .and_then(|(_, d)| d)
+            .as_deref(),
+            Some("PassthroughCluster")
+        );
+        assert_eq!(
+            classify(
+                "router",
+                "upstream reset: reset reason: connection termination, transport failure reason: "
+            )
+            .and_then(|(_, d)| d)
+            .as_deref(),
+            Some("connection termination")
+        );
+    }
+
+    fn step(line: u64, ms: i64, conn: Option<u64>, kind: StepKind) -> Step {
+        Step {
+            file: 0,
+            line,
+            time: Some(ms * 1_000_000),
+            instance: 0,
+            thread: None,
+            conn,
+            stream: None,
+            kind,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn listener_lines_attach_to_next_connection() {
+        let steps = vec![
+            step(1, 0, None, StepKind::OriginalDst),
+            step(2, 0, None, StepKind::TlsInspector),
+            step(3, 0, None, StepKind::Sni),
+            step(4, 1, Some(7), StepKind::Accepted),
+            step(5, 2, None, StepKind::HttpInspector),
+            step(6, 2, Some(8), StepKind::Accepted),
+            step(7, 3, Some(7), StepKind::HandshakeComplete),
+            step(8, 3, Some(8), StepKind::TlsError),
+        ];
+        let j = assemble(&steps);
+        assert_eq!(j.journeys.len(), 2);
+        assert_eq!(j.journeys[0].steps, vec![0, 1, 2, 3, 6]);
+        assert_eq!(j.journeys[1].steps, vec![4, 5, 7]);
+        assert_eq!(j.orphan_listener_lines, 0);
+        assert!(j.journeys[0].has(&steps, StepKind::Sni));
+        assert!(!j.journeys[1].has(&steps, StepKind::Sni));
+    }
+
+    #[test]
+    fn id_reuse_after_restart_is_a_new_journey() {
+        let steps = vec![
+            step(1, 0, Some(5000), StepKind::Accepted),
+            step(2, 1, Some(5000), StepKind::HandshakeComplete),
+            step(3, 2, None, StepKind::ProxyRestart),
+            step(4, 3, Some(5000), StepKind::TlsError),
+            // Ids going backwards without an agent line also start an epoch.
+            step(5, 4, Some(9000), StepKind::Accepted),
+            step(6, 5, Some(12), StepKind::Accepted),
+            step(7, 6, Some(12), StepKind::Cleanup),
+        ];
+        let j = assemble(&steps);
+        assert_eq!(j.restarts, 2);
+        assert_eq!(j.journeys.len(), 4);
+        assert_eq!(j.journeys[0].steps, vec![0, 1]);
+        assert_eq!(j.journeys[1].steps, vec![3]);
+        assert_eq!(j.journeys[3].steps, vec![5, 6]);
+        assert_ne!(j.journeys[0].epoch, j.journeys[1].epoch);
+    }
+
+    #[test]
+    fn orphans_expire() {
+        let steps = vec![
+            step(1, 0, None, StepKind::HttpInspector),
+            step(2, 20_000, Some(1), StepKind::Accepted),
+        ];
+        let j = assemble(&steps);
+        assert_eq!(j.orphan_listener_lines, 1);
+        assert_eq!(j.journeys[0].steps, vec![1]);
+    }
+}
