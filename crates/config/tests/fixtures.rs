@@ -1,0 +1,175 @@
+//! End-to-end reading of the documented config shapes under `testdata/config/`: the seed's
+//! 1.6.8 install before and after the fix, every dump form, stats in both forms.
+
+use meshdoctor_config::{ConfigSet, MtlsMode, Report, load};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn set_of(paths: &[&str]) -> ConfigSet {
+    let paths: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| PathBuf::from("../../testdata/config").join(p))
+        .collect();
+    let (inputs, errors) =
+        meshdoctor_input::discover(&paths, &meshdoctor_input::DiscoverOptions::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    load(&inputs)
+}
+
+const SEED: &[&str] = &[
+    "seed-1.6.8/istio-configmap.yaml",
+    "seed-1.6.8/shop.yaml",
+    "seed-1.6.8/istiod.json",
+];
+
+#[test]
+fn seed_before_fix_json() {
+    let set = set_of(SEED);
+    insta::assert_json_snapshot!(Report::new(&set));
+}
+
+#[test]
+fn seed_before_fix_text() {
+    let set = set_of(SEED);
+    insta::assert_snapshot!(Report::new(&set).to_text());
+}
+
+#[test]
+fn seed_confirms_100ms_and_the_fix_shows_5s() {
+    let before = set_of(SEED);
+    let (timeout, at) = before.detection_timeout_for("orders.shop").unwrap();
+    assert_eq!(timeout, Duration::from_millis(100));
+    assert_eq!(
+        before.file_name(at.file),
+        "../../testdata/config/seed-1.6.8/istio-configmap.yaml"
+    );
+    assert_eq!(at.line, 29);
+    assert_eq!(before.istio_version().unwrap().value.to_string(), "1.6.8");
+    assert_eq!(before.mtls_mode_for("orders", 8080).0, MtlsMode::Strict);
+    assert!(
+        before
+            .findings()
+            .iter()
+            .any(|f| f.id == "protocol-sniffing-timeout" && f.at == at)
+    );
+
+    let after = set_of(&[
+        "seed-fixed/istio-configmap.yaml",
+        "seed-1.6.8/shop.yaml",
+        "seed-1.6.8/istiod.json",
+    ]);
+    let (timeout, _) = after.detection_timeout_for("orders").unwrap();
+    assert_eq!(timeout, Duration::from_secs(5));
+    assert!(
+        !after
+            .findings()
+            .iter()
+            .any(|f| f.id == "protocol-sniffing-timeout")
+    );
+}
+
+#[test]
+fn broken_document_is_reported_and_the_rest_is_used() {
+    let set = set_of(&["seed-1.6.8/shop.yaml"]);
+    assert_eq!(set.problems().len(), 1, "{:?}", set.problems());
+    let p = &set.problems()[0];
+    assert!((96..=98).contains(&p.at.line), "{p:?}");
+    assert_eq!(set.services().len(), 3);
+    assert_eq!(set.destination_rules().len(), 1);
+    assert_eq!(set.unknown_kinds().get("HorizontalPodAutoscaler"), Some(&1));
+}
+
+#[test]
+fn every_form_reads() {
+    let set = set_of(&["forms"]);
+    insta::assert_json_snapshot!(Report::new(&set));
+}
+
+#[test]
+fn stats_in_both_forms_sum_per_stat() {
+    let set = set_of(&["forms/stats.txt", "forms/stats.prom"]);
+    let (total, at) = set.stat_total("downstream_pre_cx_timeout").unwrap();
+    assert_eq!(total, 82.0);
+    assert_eq!(at.line, 4);
+    assert!(set.stat_total("upstream_rq_pending_overflow").is_none());
+    assert_eq!(set.problems().len(), 0);
+}
+
+#[test]
+fn mesh_config_sources_keep_their_lines() {
+    let ms = |set: &ConfigSet| {
+        let t = set.mesh().protocol_detection_timeout.as_ref().unwrap();
+        (t.value.as_millis(), t.at.line)
+    };
+    // Inline JSON string: every key is on the `mesh` line.
+    let json = set_of(&["forms/configmap.json"]);
+    assert_eq!(ms(&json), (100, 4));
+    assert_eq!(
+        json.mesh().enable_auto_mtls.as_ref().map(|a| a.value),
+        Some(false)
+    );
+    // Bare mesh YAML.
+    let bare = set_of(&["forms/mesh.yaml"]);
+    assert_eq!(ms(&bare), (0, 9));
+    assert_eq!(
+        bare.mesh()
+            .termination_drain_duration
+            .as_ref()
+            .map(|d| d.value.as_secs()),
+        Some(30)
+    );
+    // IstioOperator: meshConfig, pilot env, tag.
+    let op = set_of(&["forms/istio-operator.yaml"]);
+    assert_eq!(ms(&op), (200, 9));
+    let env = op.mesh().inbound_detection_env.as_ref().unwrap();
+    assert_eq!((env.value.as_millis(), env.at.line), (2000, 16));
+    assert_eq!(op.istio_version().unwrap().value.to_string(), "1.7.3");
+    // Helm values of the 1.6 charts.
+    let helm = set_of(&["forms/helm-values.yaml"]);
+    assert_eq!(ms(&helm), (100, 5));
+    assert_eq!(helm.istio_version().unwrap().value.to_string(), "1.6.8");
+    let findings = helm.findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0].id, findings[0].at.line),
+        ("protocol-sniffing-timeout", 5)
+    );
+}
+
+#[test]
+fn istioctl_listing_in_camel_case_reads_like_the_admin_dump() {
+    let set = set_of(&["forms/proxy-config-listener.json"]);
+    let dump = &set.envoy_dumps()[0];
+    let l = &dump.listeners[0];
+    assert_eq!(l.name, "0.0.0.0_9080");
+    assert_eq!(l.port, Some(9080));
+    let t = l.listener_filters_timeout.as_ref().unwrap();
+    assert_eq!((t.value, t.at.line), (Duration::from_secs(5), 53));
+    assert!(l.continue_on_timeout && l.inspects("http_inspector", Some(9080)));
+    assert_eq!(l.filter_chains.len(), 2);
+    assert_eq!(
+        l.filter_chains[1].tcp_cluster.as_deref(),
+        Some("PassthroughCluster")
+    );
+
+    let admin = set_of(&["forms/config_dump.json"]);
+    let dump = &admin.envoy_dumps()[0];
+    assert_eq!(dump.pod.as_deref(), Some("frontend-6d9f7c8b5-x2k4p"));
+    let inbound = dump
+        .listeners
+        .iter()
+        .find(|l| l.name == "virtualInbound")
+        .unwrap();
+    assert!(!inbound.inspects("http_inspector", Some(8080)));
+    assert!(inbound.inspects("http_inspector", Some(9080)));
+    let orders = &dump.clusters[1];
+    assert!(orders.tls);
+    assert_eq!(
+        orders.sni.as_deref(),
+        Some("outbound_.8080_._.orders.shop.svc.cluster.local")
+    );
+    let payments = &dump.clusters[2];
+    assert_eq!(payments.thresholds.max_pending_requests, Some(1));
+    assert_eq!(payments.idle_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(payments.max_requests_per_connection, Some(1));
+}
