@@ -387,6 +387,7 @@ pub const ATTACH_WINDOW_NS: i64 = 10_000_000_000;
 struct Group {
     thread: Option<u32>,
     first: Option<i64>,
+    last: Option<i64>,
     steps: Vec<usize>,
     kinds: Vec<StepKind>,
 }
@@ -434,24 +435,36 @@ pub fn assemble(steps: &[Step]) -> Journeys {
         match s.conn {
             None if s.kind.is_listener_filter() => {
                 // A new group starts with original_dst, or when the thread's latest group
-                // already saw this kind (the next socket's filters began).
-                let starts_new = s.kind == StepKind::OriginalDst;
-                let pos = if starts_new {
-                    None
-                } else {
-                    st.pending
+                // already saw this kind (the next socket's filters began). A timeout belongs
+                // to the group that has waited longest; the fallback follows its timeout.
+                let on_thread = |g: &Group| thread_matches(g.thread, s.thread);
+                let pos = match s.kind {
+                    StepKind::OriginalDst => None,
+                    StepKind::ListenerFilterTimeout => st
+                        .pending
                         .iter()
-                        .rposition(|g| thread_matches(g.thread, s.thread))
-                        .filter(|&p| !st.pending[p].kinds.contains(&s.kind))
+                        .position(|g| on_thread(g) && !g.kinds.contains(&s.kind)),
+                    StepKind::ListenerFilterFallback => st.pending.iter().rposition(|g| {
+                        on_thread(g)
+                            && g.kinds.contains(&StepKind::ListenerFilterTimeout)
+                            && !g.kinds.contains(&s.kind)
+                    }),
+                    _ => st
+                        .pending
+                        .iter()
+                        .rposition(|g| on_thread(g))
+                        .filter(|&p| !st.pending[p].kinds.contains(&s.kind)),
                 };
                 match pos {
                     Some(p) => {
                         st.pending[p].steps.push(idx);
                         st.pending[p].kinds.push(s.kind);
+                        st.pending[p].last = s.time.or(st.pending[p].last);
                     }
                     None => st.pending.push_back(Group {
                         thread: s.thread,
                         first: s.time,
+                        last: s.time,
                         steps: vec![idx],
                         kinds: vec![s.kind],
                     }),
@@ -465,14 +478,8 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                     conn: None,
                     steps: Vec::new(),
                 };
-                if let Some(p) = st
-                    .pending
-                    .iter()
-                    .position(|g| thread_matches(g.thread, s.thread))
-                {
-                    if let Some(g) = st.pending.remove(p) {
-                        j.steps = g.steps;
-                    }
+                if let Some(g) = take_group(&mut st.pending, s.thread) {
+                    j.steps = g.steps;
                 }
                 j.steps.push(idx);
                 out.journeys.push(j);
@@ -494,14 +501,8 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                         conn: Some(id),
                         steps: Vec::new(),
                     };
-                    if let Some(p) = st
-                        .pending
-                        .iter()
-                        .position(|g| thread_matches(g.thread, s.thread))
-                    {
-                        if let Some(g) = st.pending.remove(p) {
-                            j.steps = g.steps;
-                        }
+                    if let Some(g) = take_group(&mut st.pending, s.thread) {
+                        j.steps = g.steps;
                     }
                     j.steps.push(idx);
                     open.insert((s.file, s.instance, st.epoch, id), out.journeys.len());
@@ -536,6 +537,18 @@ pub fn assemble(steps: &[Step]) -> Journeys {
         .map(|g| g.steps.len() as u64)
         .sum::<u64>();
     out
+}
+
+/// The listener filters that just finished are the group with the latest activity: the
+/// connection object is created right after its last listener-filter line.
+fn take_group(pending: &mut VecDeque<Group>, thread: Option<u32>) -> Option<Group> {
+    let p = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| thread_matches(g.thread, thread))
+        .max_by_key(|(i, g)| (g.last, *i))
+        .map(|(i, _)| i)?;
+    pending.remove(p)
 }
 
 fn thread_matches(a: Option<u32>, b: Option<u32>) -> bool {
@@ -855,6 +868,25 @@ mod tests {
         assert_eq!(j.journeys[1].steps, vec![3]);
         assert_eq!(j.journeys[3].steps, vec![5, 6]);
         assert_ne!(j.journeys[0].epoch, j.journeys[1].epoch);
+    }
+
+    #[test]
+    fn timed_out_filters_skip_a_faster_connection() {
+        // Socket A starts, socket B starts and completes, A times out and falls back.
+        let steps = vec![
+            step(1, 0, None, StepKind::OriginalDst),
+            step(2, 0, None, StepKind::HttpInspector),
+            step(3, 10, None, StepKind::OriginalDst),
+            step(4, 10, None, StepKind::HttpInspector),
+            step(5, 12, None, StepKind::DetectedProtocol),
+            step(6, 12, Some(2), StepKind::Accepted),
+            step(7, 100, None, StepKind::ListenerFilterTimeout),
+            step(8, 100, None, StepKind::ListenerFilterFallback),
+            step(9, 100, Some(3), StepKind::Accepted),
+        ];
+        let j = assemble(&steps);
+        assert_eq!(j.journeys[0].steps, vec![2, 3, 4, 5]);
+        assert_eq!(j.journeys[1].steps, vec![0, 1, 6, 7, 8]);
     }
 
     #[test]
