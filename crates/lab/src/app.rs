@@ -144,19 +144,19 @@ impl ServerApp {
                 .write_all(b"J\x00\x00\x00\x0a5.7.31-lab\x00greeting\n")
                 .await;
             let mut buf = [0u8; 1024];
-            if let Ok(Ok(n)) = tokio::time::timeout_at(self.deadline, s.read(&mut buf)).await {
-                if n > 0 {
-                    let _ = s.write_all(b"OK\n").await;
-                    app_log(
-                        &self.sink,
-                        "INFO",
-                        &logger,
-                        "query served",
-                        &thread,
-                        "-",
-                        None,
-                    );
-                }
+            if let Ok(Ok(n)) = tokio::time::timeout_at(self.deadline, s.read(&mut buf)).await
+                && n > 0
+            {
+                let _ = s.write_all(b"OK\n").await;
+                app_log(
+                    &self.sink,
+                    "INFO",
+                    &logger,
+                    "query served",
+                    &thread,
+                    "-",
+                    None,
+                );
             }
             return;
         }
@@ -440,7 +440,7 @@ async fn worker(
         };
         let logger = format!("c.e.{}.client.DownstreamClient", plan.name.replace('-', ""));
         match result {
-            Ok((status, keep)) if status < 500 => {
+            Ok((status, _, keep)) if status < 500 => {
                 o.status = status;
                 app_log(
                     sink,
@@ -458,7 +458,7 @@ async fn worker(
                     *slot = Some(k);
                 }
             }
-            Ok((status, _)) => {
+            Ok((status, body, _)) => {
                 o.status = status;
                 o.failed = true;
                 o.error_class = Some("http-503".into());
@@ -470,7 +470,10 @@ async fn worker(
                     sink,
                     "ERROR",
                     "c.e.a.e.CustomExceptionHandler",
-                    "getMessageWithRootCause >> Exception occurred.",
+                    &format!(
+                        "getMessageWithRootCause >> Exception occurred. Upstream {} returned {status}: {body}",
+                        target.service
+                    ),
                     &thread,
                     &rid,
                     Some(&st),
@@ -500,7 +503,7 @@ async fn worker(
     out
 }
 
-type ReqResult = Result<(u16, Option<(TcpStream, Reader)>), (Phase, io::Error)>;
+type ReqResult = Result<(u16, String, Option<(TcpStream, Reader)>), (Phase, io::Error)>;
 
 async fn one_request(
     plan: &ClientPlan,
@@ -548,7 +551,7 @@ async fn one_request(
             return (true, Err((Phase::Write, e)));
         }
         return match tokio::time::timeout_at(limit, s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => (true, Ok((200, None))),
+            Ok(Ok(n)) if n > 0 => (true, Ok((200, String::new(), None))),
             Ok(Ok(_)) => (
                 true,
                 Err((Phase::Read, io::Error::from(io::ErrorKind::UnexpectedEof))),
@@ -578,7 +581,14 @@ async fn one_request(
     match tokio::time::timeout_at(limit, reader.read_message(&mut s)).await {
         Ok(Ok(resp)) => {
             let keep = (!resp.wants_close()).then_some((s, reader));
-            (new, Ok((resp.status(), keep)))
+            (
+                new,
+                Ok((
+                    resp.status(),
+                    String::from_utf8_lossy(&resp.body).into_owned(),
+                    keep,
+                )),
+            )
         }
         Ok(Err(ReadError::Io(e))) => (new, Err((Phase::Read, e))),
         Ok(Err(ReadError::Closed | ReadError::Truncated)) => (
@@ -634,11 +644,7 @@ mod tests {
             "reset",
             "java.net.SocketException: Connection reset",
         );
-        let last = st
-            .lines()
-            .filter(|l| l.starts_with("Caused by: "))
-            .last()
-            .unwrap();
+        let last = st.lines().rfind(|l| l.starts_with("Caused by: ")).unwrap();
         assert_eq!(
             last,
             "Caused by: java.net.SocketException: Connection reset"

@@ -94,7 +94,7 @@ impl Scenario {
                 "legacy-client (no sidecar) calls STRICT service-b in plaintext: HTTP_REQUEST TLS error and RST"
             }
             Scenario::IdleKeepaliveRace => {
-                "service-b closes keep-alive connections idle for 150 ms; its sidecar reuses them: 503 UC"
+                "service-b closes keep-alive connections idle for 60 ms; its sidecar's pool reuses them: 503 UC on the inbound cluster, 503 to service-a"
             }
             Scenario::AppBeforeSidecar => {
                 "service-a calls out during its first 400 ms, before its sidecar listens: connection refused"

@@ -81,7 +81,7 @@ pub(crate) fn write_all(
 
     let mut svc_yaml = String::new();
     for s in services {
-        let target = s.app.port();
+        let target = if s.server_first { 3306 } else { 8080 };
         let _ = write!(
             svc_yaml,
             "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {n}\n  namespace: {NAMESPACE}\n  labels:\n    app: {n}\nspec:\n  type: ClusterIP\n  selector:\n    app: {n}\n  ports:\n  - name: {pn}\n    port: {p}\n    protocol: TCP\n    targetPort: {target}\n",

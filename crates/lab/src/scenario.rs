@@ -27,6 +27,10 @@ pub const SNIFF_DELAY: DelayDist = DelayDist {
     base_max_ms: 2.0,
 };
 
+/// service-b's keep-alive idle timeout in the idle race (Node.js uses 5 s; the lab compresses
+/// time so a run takes about a second).
+pub const IDLE_RACE_SERVER_IDLE: Duration = Duration::from_millis(60);
+
 /// A pod: names and its IP.
 #[derive(Clone)]
 pub(crate) struct Pod {
@@ -146,7 +150,7 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
             server_first,
         };
         let idle_timeout = (sc == Scenario::IdleKeepaliveRace && pod.app == "service-b")
-            .then(|| Duration::from_millis(150));
+            .then_some(IDLE_RACE_SERVER_IDLE);
         let server = ServerApp {
             name: pod.app.clone(),
             sink: pod.app_sink.clone(),
@@ -311,9 +315,9 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
             plans.push((
                 ClientPlan {
                     targets: vec![target(&b, false)],
-                    requests: cfg.requests.unwrap_or(40),
-                    workers: 4,
-                    gap_ms: (80.0, 260.0),
+                    requests: cfg.requests.unwrap_or(30),
+                    workers: 2,
+                    gap_ms: (30.0, 110.0),
                     ..base.clone()
                 },
                 pod_a.app_sink.clone(),

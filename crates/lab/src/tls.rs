@@ -258,10 +258,10 @@ pub fn uri_sans(der: &[u8]) -> Vec<String> {
             let Some(((vs, ve), next)) = tlv(der, p) else {
                 break;
             };
-            if tag == Some(0x86) {
-                if let Some(bytes) = der.get(vs..ve) {
-                    out.push(String::from_utf8_lossy(bytes).into_owned());
-                }
+            if tag == Some(0x86)
+                && let Some(bytes) = der.get(vs..ve)
+            {
+                out.push(String::from_utf8_lossy(bytes).into_owned());
             }
             p = next;
         }
