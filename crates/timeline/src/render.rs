@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 /// Groups shown as their own column/series; the rest are summed as `other`.
 pub const TOP_GROUPS: usize = 8;
 const BAR_WIDTH: usize = 30;
+/// Pairs listed in the text of `verify` (JSON lists all).
+const MAX_TEXT_PAIRS: usize = 20;
+/// Projections beyond this many hours are reported as "more than a month".
+const MONTH_HOURS: f64 = 24.0 * 31.0;
 
 /// The display name of a group: its values joined by `/` (`checkout/payments`).
 #[must_use]
@@ -284,7 +288,8 @@ pub fn verify_text(report: &VerifyReport) -> String {
     out.push_str(&period("before", &report.before));
     out.push_str(&period("after", &report.after));
     out.push('\n');
-    let mut rows: Vec<&PairResult> = report.pairs.iter().collect();
+    let mut rows: Vec<&PairResult> = report.pairs.iter().take(MAX_TEXT_PAIRS).collect();
+    let hidden = report.pairs.len().saturating_sub(MAX_TEXT_PAIRS);
     rows.push(&report.total);
     let name = |p: &PairResult| {
         if p.service == "*" {
@@ -320,10 +325,19 @@ pub fn verify_text(report: &VerifyReport) -> String {
             } else {
                 "to decide"
             };
-            let _ = write!(
-                verdict,
-                " (about {h:.0} more hour(s) of data after the change {goal})"
-            );
+            if h <= MONTH_HOURS {
+                let _ = write!(
+                    verdict,
+                    " (about {h:.0} more hour(s) of data after the change {goal})"
+                );
+            } else {
+                let _ = write!(
+                    verdict,
+                    " (more than a month more data after the change {goal})"
+                );
+            }
+        } else if p.verdict == crate::verify::Verdict::NotEnoughData {
+            verdict.push_str(" (more data after the change alone would not decide)");
         }
         let _ = writeln!(
             out,
@@ -335,6 +349,12 @@ pub fn verify_text(report: &VerifyReport) -> String {
             ratio,
             ci,
             fmt_p(p.test.p_value)
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "({hidden} more pair(s) with fewer failures; --format json lists them all)"
         );
     }
     if report.pairs.is_empty() {

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 440.0;
-const LEFT: f64 = 64.0;
+const LEFT: f64 = 96.0;
 const RIGHT: f64 = 210.0;
 const TOP: f64 = 48.0;
 const BOTTOM: f64 = 72.0;
