@@ -823,6 +823,17 @@ fn every_truncation_is_handled() {
     }
 }
 
+#[test]
+fn dispatch_routes_sidecar_lines_here() {
+    // The other family parsers run before or after these; none may take a sidecar line.
+    for record in valid_lines() {
+        let direct = parse(record);
+        assert!(matches!(direct, Some(Ok(_))), "{record}");
+        let routed = crate::dispatch::parse_record(record, None);
+        assert_eq!(Some(routed), direct, "{record}");
+    }
+}
+
 /// A character that is likely to land on a decision point.
 fn interesting_char() -> impl Strategy<Value = char> {
     prop_oneof![
