@@ -203,11 +203,17 @@ impl Bucketer {
         // the repeated hour of a DST fall-back gives two distinct buckets.
         let off = i64::from(tz.to_offset(t.to_jiff()).seconds()) * NS_PER_SEC;
         let local = t.0.saturating_add(off);
-        let start = local.div_euclid(width_ns).saturating_mul(width_ns) - off;
+        let start = local
+            .div_euclid(width_ns)
+            .saturating_mul(width_ns)
+            .saturating_sub(off);
         let end = start.saturating_add(width_ns);
         // An offset change inside the bucket would move the later instants; end the bucket
         // there instead (only ever at a DST transition).
-        let end_off = i64::from(tz.to_offset(Timestamp(end - 1).to_jiff()).seconds()) * NS_PER_SEC;
+        let end_off = i64::from(
+            tz.to_offset(Timestamp(end.saturating_sub(1)).to_jiff())
+                .seconds(),
+        ) * NS_PER_SEC;
         if end_off != off {
             let mut lo = t.0;
             let mut hi = end - 1;
@@ -279,8 +285,12 @@ fn day_bounds(tz: &TimeZone, t: Timestamp, n: u32) -> (Timestamp, Timestamp) {
         _ => {
             let off = i64::from(tz.to_offset(t.to_jiff()).seconds()) * NS_PER_SEC;
             let w = SECS_PER_DAY * NS_PER_SEC * i64::from(n);
-            let s = (t.0 + off).div_euclid(w) * w - off;
-            (Timestamp(s), Timestamp(s + w))
+            let s =
+                t.0.saturating_add(off)
+                    .div_euclid(w)
+                    .saturating_mul(w)
+                    .saturating_sub(off);
+            (Timestamp(s), Timestamp(s.saturating_add(w)))
         }
     }
 }
