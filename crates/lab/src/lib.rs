@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod cli;
 pub mod http;
 pub mod logs;
 pub mod mesh;

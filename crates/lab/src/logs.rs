@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Layout of Envoy debug lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvoyLayout {
     /// Istio 1.6: `TS\tlevel\tenvoy logger\t[external/envoy/source/...cc:N] [C1] msg`.
@@ -22,7 +22,7 @@ pub enum EnvoyLayout {
 }
 
 /// Istio access-log TEXT format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessFormat {
     /// 1.3-1.7: with `"%DYNAMIC_METADATA(istio.mixer:status)%"` after the flags.

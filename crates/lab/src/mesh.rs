@@ -8,7 +8,9 @@ use std::time::Duration;
 pub const NAMESPACE: &str = "default";
 
 /// What the client sidecar does when sniffing times out (or the bytes are not HTTP).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fallback {
     /// Istio 1.6 on an explicit HTTP port: catch-all chain, plaintext to PassthroughCluster.
@@ -18,7 +20,9 @@ pub enum Fallback {
 }
 
 /// Server sidecar PeerAuthentication mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MtlsMode {
     /// Only mTLS accepted.
@@ -28,7 +32,9 @@ pub enum MtlsMode {
 }
 
 /// How a STRICT inbound rejects plaintext.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrictReject {
     /// Istio <= 1.9: the plaintext lands on the TLS chain; BoringSSL reads 5 bytes and fails
@@ -39,7 +45,9 @@ pub enum StrictReject {
 }
 
 /// How a socket is closed after an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CloseKind {
     /// Plain close; RST only if unread data is queued (what Envoy does).

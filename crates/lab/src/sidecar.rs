@@ -136,24 +136,30 @@ impl Cluster {
             Connector::Tls(cfg, sni) => {
                 let name =
                     ServerName::try_from(sni.clone()).map_err(|e| (id, io::Error::other(e)))?;
-                envoy.log(
-                    "connection",
-                    site::SSL_EXPECT,
-                    Some(id),
-                    None,
-                    "handshake expecting read",
-                );
+                // Newer Envoy logs the handshake only at trace level.
+                let legacy = envoy.layout() == EnvoyLayout::Istio16;
+                if legacy {
+                    envoy.log(
+                        "connection",
+                        site::SSL_EXPECT,
+                        Some(id),
+                        None,
+                        "handshake expecting read",
+                    );
+                }
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name, tcp)
                     .await
                     .map_err(|e| (id, e))?;
-                envoy.log(
-                    "connection",
-                    site::SSL_DONE,
-                    Some(id),
-                    None,
-                    "handshake complete",
-                );
+                if legacy {
+                    envoy.log(
+                        "connection",
+                        site::SSL_DONE,
+                        Some(id),
+                        None,
+                        "handshake complete",
+                    );
+                }
                 Box::new(tls)
             }
         };
