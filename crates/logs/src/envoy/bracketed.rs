@@ -6,10 +6,10 @@
 //! access-log rows, which also start with a bracketed time but continue with `] "` rather
 //! than `][`.
 
-use super::{EnvoyParts, envoy_event, first_line, parse_u32, trim_record_end};
+use super::{EnvoyParts, envoy_event, first_line, level_of, parse_u32, trim_record_end};
 use crate::Parsed;
 use crate::timestamp::parse_iso;
-use meshdoctor_model::{EnvoyLayout, Severity, SkipReason};
+use meshdoctor_model::{EnvoyLayout, SkipReason};
 use std::borrow::Cow;
 
 const EPOCH_PREFIX: &str = "[Envoy (Epoch ";
@@ -74,7 +74,17 @@ pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     let Some((logger, after_logger)) = token(header, after_level) else {
         return Some(Err(SkipReason::Malformed));
     };
-    let Some(level) = Severity::parse(level) else {
+    // Java layouts such as `[%d][%t][%p][%c]` look alike; Envoy's thread is a number, its
+    // level and logger names are lowercase words.
+    let envoy_shape = thread.bytes().all(|c| c.is_ascii_digit())
+        && level.bytes().all(|c| c.is_ascii_lowercase())
+        && logger
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if !envoy_shape {
+        return not_ours;
+    }
+    let Some(level) = level_of(level) else {
         return Some(Err(SkipReason::Malformed));
     };
     let message_from = if b.get(after_logger) == Some(&b' ') {

@@ -5,17 +5,20 @@
 //!   `thread` (a number in 1.17–1.21, a string from 1.22); newest Envoy may put the log tags
 //!   in `ConnectionId`/`StreamId` keys instead of a `[Tags: ...]` message prefix.
 //! * pilot-agent: `level`, `time`, `msg`, optional `scope` (not starting with `envoy `).
-//! * linkerd-proxy: `timestamp` (`[  12.3s]`), `level`, `fields.message`, `target`.
+//! * linkerd-proxy: `timestamp` (`[  12.3s]`), `level`, `fields.message` (or a flattened
+//!   `message`), `target`.
 //!
 //! Key order is free and extra keys are ignored. One borrowing struct is deserialized, so
 //! unescaped strings are not copied. Application JSON must not be claimed: without the
 //! shapes above the answer is `None`, and a line that merely fails to parse is only ours when
 //! it names an `envoy ` scope.
 
-use super::{EnvoyParts, envoy_event, first_line, linkerd, parse_u64};
+use super::{
+    EnvoyParts, envoy_event, first_line, is_scope_byte, level_of, linkerd, parse_u64, zap_level,
+};
 use crate::Parsed;
 use crate::timestamp::parse_iso;
-use meshdoctor_model::{AgentKind, AgentLine, EnvoyLayout, Origin, Payload, Severity, SkipReason};
+use meshdoctor_model::{AgentKind, AgentLine, EnvoyLayout, Origin, Payload, SkipReason};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -28,6 +31,8 @@ static MSG_KEY: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"\"msg\""));
 static FIELDS_KEY: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"\"fields\""));
+static TARGET_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"target\""));
 static ENVOY_SCOPE: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"\"scope\":\"envoy "));
 
@@ -56,6 +61,9 @@ struct SidecarJson<'a> {
     target: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     fields: Option<TracingFields<'a>>,
+    /// tracing JSON with flattened events puts the message at the top level.
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
 }
 
 /// linkerd's `fields` object: the message and, when present, the error that explains it.
@@ -79,7 +87,9 @@ pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     let envoy_scope = ENVOY_SCOPE.find(bytes).is_some();
     if !envoy_scope
         && (LEVEL_KEY.find(bytes).is_none()
-            || (MSG_KEY.find(bytes).is_none() && FIELDS_KEY.find(bytes).is_none()))
+            || (MSG_KEY.find(bytes).is_none()
+                && FIELDS_KEY.find(bytes).is_none()
+                && TARGET_KEY.find(bytes).is_none()))
     {
         return None;
     }
@@ -94,7 +104,7 @@ pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     {
         return Some(envoy(json));
     }
-    if json.target.is_some() && json.fields.is_some() {
+    if json.target.is_some() && (json.fields.is_some() || json.message.is_some()) {
         return linkerd_json(json);
     }
     agent(json)
@@ -104,7 +114,7 @@ fn envoy(json: SidecarJson<'_>) -> Result<Parsed<'_>, SkipReason> {
     let level = json
         .level
         .as_deref()
-        .and_then(Severity::parse)
+        .and_then(level_of)
         .ok_or(SkipReason::Malformed)?;
     let time = match json.time.as_deref() {
         Some(text) => Some(parse_iso(text).ok_or(SkipReason::BadTimestamp)?.time),
@@ -131,20 +141,23 @@ fn envoy(json: SidecarJson<'_>) -> Result<Parsed<'_>, SkipReason> {
 
 fn linkerd_json(json: SidecarJson<'_>) -> Option<Result<Parsed<'_>, SkipReason>> {
     let target = json.target?;
-    let fields = json.fields?;
     let from_uptime = json.timestamp.as_deref().is_some_and(linkerd::is_uptime);
     // Other Rust services log tracing JSON too; only linkerd's own targets or its uptime
     // clock make it a proxy line.
     if !from_uptime && !target.starts_with("linkerd") {
         return None;
     }
-    let Some(level) = json.level.as_deref().and_then(Severity::parse) else {
+    let Some(level) = json.level.as_deref().and_then(level_of) else {
         return Some(Err(SkipReason::Malformed));
     };
-    let mut message = fields.message.unwrap_or(Cow::Borrowed(""));
+    let (message, error) = match json.fields {
+        Some(fields) => (fields.message.or(json.message), fields.error.0),
+        None => (json.message, None),
+    };
+    let mut message = message.unwrap_or(Cow::Borrowed(""));
     // The text form prints fields after the message (`... error=TLS detection timeout`);
     // keep the same text so rules see one message whichever encoding was used.
-    if let Some(error) = fields.error.0 {
+    if let Some(error) = error {
         let mut owned = message.into_owned();
         owned.push_str(" error=");
         owned.push_str(&error);
@@ -178,21 +191,6 @@ fn agent(json: SidecarJson<'_>) -> Option<Result<Parsed<'_>, SkipReason>> {
             message: trim_cow_end(message),
         }),
     }))
-}
-
-fn zap_level(level: &str) -> Option<Severity> {
-    Some(match level {
-        "debug" => Severity::Debug,
-        "info" => Severity::Info,
-        "warn" => Severity::Warn,
-        "error" => Severity::Error,
-        "fatal" | "panic" | "dpanic" => Severity::Critical,
-        _ => return None,
-    })
-}
-
-fn is_scope_byte(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.' | b':')
 }
 
 /// Envoy's `%j` keeps a trailing newline of multi-line messages; drop trailing blanks.

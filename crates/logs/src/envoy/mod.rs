@@ -173,7 +173,7 @@ fn location_in_brackets(b: &[u8]) -> Option<usize> {
     }
     // Envoy paths are long but bounded; do not scan a whole message for a bracket.
     let window = b.get(1..b.len().min(512))?;
-    let close = window.iter().position(|&c| c == b']' || c == b' ')?;
+    let close = memchr::memchr2(b']', b' ', window)?;
     if window.get(close) != Some(&b']') {
         return None;
     }
@@ -254,6 +254,37 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
     }
     Some(v)
+}
+
+/// Envoy's and zap's level names, exact spellings first (the common case), then any
+/// spelling [`Severity::parse`] knows.
+fn level_of(text: &str) -> Option<Severity> {
+    match text {
+        "debug" => Some(Severity::Debug),
+        "trace" => Some(Severity::Trace),
+        "info" => Some(Severity::Info),
+        "warning" | "warn" => Some(Severity::Warn),
+        "error" => Some(Severity::Error),
+        "critical" => Some(Severity::Critical),
+        _ => Severity::parse(text),
+    }
+}
+
+/// zap's lowercase level names (Istio's agent never writes Envoy's `warning`).
+fn zap_level(level: &str) -> Option<Severity> {
+    Some(match level {
+        "debug" => Severity::Debug,
+        "info" => Severity::Info,
+        "warn" => Severity::Warn,
+        "error" => Severity::Error,
+        "fatal" | "panic" | "dpanic" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+/// Istio scopes (`xdsproxy`, `sds`, `cache`; ztunnel targets such as `xds::client`).
+fn is_scope_byte(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.' | b':')
 }
 
 fn parse_u32(b: &[u8]) -> Option<u32> {

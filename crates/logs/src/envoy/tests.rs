@@ -638,6 +638,13 @@ fn linkerd_lines() {
             Some("linkerd_app_core::serve"),
             "Connection closed error=TLS detection timeout",
         ),
+        (
+            // Flattened tracing JSON.
+            r#"{"timestamp":"[     0.5s]","level":"INFO","message":"Admin interface on 0.0.0.0:4191","target":"linkerd2_proxy"}"#,
+            Severity::Info,
+            Some("linkerd2_proxy"),
+            "Admin interface on 0.0.0.0:4191",
+        ),
     ];
     for &(record, level, scope, message) in cases {
         let (time, line) = agent(record);
@@ -673,6 +680,9 @@ const NOT_OURS: &[&str] = &[
     "2024-05-01T10:00:00.123Z\tinfo\tmain.go:12\tlistening",
     "2024-05-01T10:00:00.123456Z\tINFO\tlistening",
     "2024-05-01T10:00:00.123456Z",
+    "[2024-05-01 10:00:00.123][http-nio-8080-exec-1][ERROR][c.e.Foo] Connection reset",
+    "[2024-05-01 10:00:00.123][1][INFO][main] started",
+    "[2024-05-01 10:00:00.123] [info] [main] spdlog default layout of another program",
     "[INFO] starting",
     "[main] INFO c.e.Foo - x",
     "[1.2.3] release",

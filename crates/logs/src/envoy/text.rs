@@ -10,12 +10,13 @@
 //! microseconds, `Z`) and a lowercase zap level, so that application lines with an ISO time
 //! fall through to the application parser.
 
-use super::{EnvoyParts, envoy_event, first_line, is_location, parse_u32, trim_record_end};
+use super::{
+    EnvoyParts, envoy_event, first_line, is_location, is_scope_byte, level_of, parse_u32,
+    trim_record_end, zap_level,
+};
 use crate::Parsed;
 use crate::timestamp::parse_iso;
-use meshdoctor_model::{
-    AgentKind, AgentLine, EnvoyLayout, Origin, Payload, Severity, SkipReason, Timestamp,
-};
+use meshdoctor_model::{AgentKind, AgentLine, EnvoyLayout, Origin, Payload, SkipReason, Timestamp};
 use std::borrow::Cow;
 
 /// Length of Istio's zap time `2024-05-01T10:00:00.000000Z`.
@@ -66,7 +67,7 @@ fn envoy_line<'a>(
     let Some(time) = time else {
         return Err(SkipReason::BadTimestamp);
     };
-    let Some(level) = Severity::parse(level) else {
+    let Some(level) = level_of(level) else {
         return Err(SkipReason::Malformed);
     };
     let logger = header.get(logger_from..logger_end).unwrap_or("");
@@ -217,18 +218,6 @@ fn column(b: &[u8], at: usize, tabbed: bool) -> Option<(&[u8], usize)> {
     wide.then(|| (&rest[..end], skip_blanks(b, at + end)))
 }
 
-/// zap's lowercase level names (Istio's agent never writes Envoy's `warning`).
-fn zap_level(level: &str) -> Option<Severity> {
-    Some(match level {
-        "debug" => Severity::Debug,
-        "info" => Severity::Info,
-        "warn" => Severity::Warn,
-        "error" => Severity::Error,
-        "fatal" | "panic" | "dpanic" => Severity::Critical,
-        _ => return None,
-    })
-}
-
 fn is_blank(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
@@ -243,9 +232,4 @@ fn skip_blanks(b: &[u8], mut at: usize) -> usize {
 /// Envoy logger names are lowercase words with `_` (`conn_handler`, `http2`).
 fn is_logger_byte(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'
-}
-
-/// Istio scopes (`xdsproxy`, `sds`, `cache`; ztunnel targets such as `xds::client`).
-fn is_scope_byte(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.' | b':')
 }
