@@ -17,9 +17,10 @@ use meshdoctor_model::{
 use regex::Regex;
 use std::fmt;
 
-/// Phrases that report a reset by the peer, in every language we know. The app classifier
-/// maps these (and only these) to [`ErrorClass::ConnectionReset`]; they double as the
-/// prefilter of `connection-reset`.
+/// Phrases that report a reset by the peer, in every language we know: the spellings the
+/// app classifier (`meshdoctor_logs::app`) maps to [`ErrorClass::ConnectionReset`], in the
+/// case variants logs use. They double as the prefilter of `connection-reset`, and the
+/// predicate requires one of them, so prefiltered and full counts agree by construction.
 pub const RESET_PHRASES: &[&str] = &[
     // Java `SocketException: Connection reset`, Python `[Errno 104] Connection reset by
     // peer`, curl `Recv failure: Connection reset by peer`, Go `read: connection reset by
@@ -27,10 +28,19 @@ pub const RESET_PHRASES: &[&str] = &[
     "Connection reset",
     "connection reset",
     "Connection Reset",
-    // Node.js `read ECONNRESET`, Windows `WSAECONNRESET`.
+    "CONNECTION RESET",
+    // .NET / WinHTTP `The underlying connection was closed: The connection was reset`.
+    "connection was reset",
+    "Connection was reset",
+    // Node.js `read ECONNRESET`, Windows `WSAECONNRESET`, and Node's `socket hang up`
+    // (reported by Node itself with `code: 'ECONNRESET'`).
     "ECONNRESET",
-    // Python exception type.
+    "socket hang up",
+    // Python exception type and errno.
     "ConnectionResetError",
+    "[Errno 104]",
+    // Chromium/.NET enum spelling.
+    "CONNECTION_RESET",
     // .NET `An existing connection was forcibly closed by the remote host`.
     "forcibly closed",
 ];
@@ -58,6 +68,11 @@ const TLS_PHRASES: &[&str] = &[
     "x509",
     "certificate",
     "CERTIFICATE",
+    "HANDSHAKE",
+    // Java `PKIX path building failed`, OpenSSL `wrong version number` (plaintext to TLS).
+    "PKIX",
+    "wrong version number",
+    "WRONG_VERSION_NUMBER",
 ];
 
 const PASSTHROUGH: &str = "PassthroughCluster";
@@ -142,8 +157,8 @@ pub fn catalog() -> Vec<CatalogEntry> {
             name: "connection-reset",
             matches: "An application error reporting a reset by the peer: Java `SocketException: \
                 Connection reset` (any depth of `Caused by:`), Go `connection reset by peer`, \
-                Python `ConnectionResetError`, Node `ECONNRESET`, curl `Recv failure: Connection \
-                reset`, .NET `forcibly closed`. Only failures count: the record carries a stack \
+                Python `ConnectionResetError` / `[Errno 104]`, Node `ECONNRESET` / `socket hang up`, \
+                curl `Recv failure: Connection reset`, .NET `forcibly closed`. Only failures count: the record carries a stack \
                 trace, or is logged at ERROR or above, or has no level; a WARN/INFO notice that \
                 merely mentions a reset (\"Retrying after Connection reset\") does not.",
             kinds: "app-log",
@@ -484,11 +499,11 @@ mod tests {
         // The prefilter contract: a match must contain a literal. A classifier verdict on
         // text without any reset phrase cannot be seen by a prefiltered reader, so the
         // predicate refuses it too.
-        let mut e = app(Some(Severity::Error), "socket hang up", None);
+        let mut e = app(Some(Severity::Error), "peer went away", None);
         if let Payload::App(a) = &mut e.payload {
             a.error = Some(AppError {
                 class: ErrorClass::ConnectionReset,
-                root_cause: Cow::Borrowed("socket hang up"),
+                root_cause: Cow::Borrowed("peer went away"),
                 chain: vec![],
                 peer: None,
             });
