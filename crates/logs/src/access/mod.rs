@@ -6,9 +6,9 @@
 //!
 //! | fields after the flags | layout |
 //! |---|---|
-//! | `DETAILS TERMINATION "TFR"` | Istio 1.9+ ([`AccessFormat::TextIstio19`]) |
-//! | `"TFR"` | Istio 1.8 ([`AccessFormat::TextIstio18`]) |
-//! | `"MIXER" "TFR"` | Istio ≤1.7 ([`AccessFormat::TextIstio13`]) |
+//! | `DETAILS TERMINATION "TFR"` | Istio 1.9+ ([`TextIstio19`](meshdoctor_model::AccessFormat::TextIstio19)) |
+//! | `"TFR"` | Istio 1.8 ([`TextIstio18`](meshdoctor_model::AccessFormat::TextIstio18)) |
+//! | `"MIXER" "TFR"` | Istio ≤1.7 ([`TextIstio13`](meshdoctor_model::AccessFormat::TextIstio13)) |
 //! | nothing | Envoy's own default (no Istio tail; `format: None`) |
 //!
 //! [`parse_json`] reads the JSON encoding (formats.md §3.2) with a borrowed serde struct.
