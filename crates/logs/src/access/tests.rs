@@ -560,7 +560,56 @@ fn render_19(path: &str, ua: &str, req_id: &str, flags: &str, code: u16) -> Stri
     )
 }
 
+/// How a JSON row spells one numeric value: 0 number, 1 numeric string, 2 `"-"`, 3 `null`,
+/// 4 absent.
+fn json_number(key: &str, value: u64, spelling: u8) -> Option<String> {
+    match spelling {
+        0 => Some(format!("\"{key}\":{value}")),
+        1 => Some(format!("\"{key}\":\"{value}\"")),
+        2 => Some(format!("\"{key}\":\"-\"")),
+        3 => Some(format!("\"{key}\":null")),
+        _ => None,
+    }
+}
+
 proptest! {
+    #[test]
+    fn json_keys_in_any_order_and_any_spelling(
+        code in prop_oneof![Just(0u64), Just(200), Just(503)],
+        numbers in prop::collection::vec((0u64..100_000, 0u8..5), 4),
+        code_as_string in any::<bool>(),
+        ua in "[ -~]{0,30}",
+        order in Just((0usize..9).collect::<Vec<_>>()).prop_shuffle(),
+    ) {
+        let keys = ["bytes_received", "bytes_sent", "duration", "upstream_service_time"];
+        let mut fields: Vec<String> = keys
+            .iter()
+            .zip(&numbers)
+            .filter_map(|(key, &(value, spelling))| json_number(key, value, spelling))
+            .collect();
+        fields.push(if code_as_string {
+            format!("\"response_code\":\"{code}\"")
+        } else {
+            format!("\"response_code\":{code}")
+        });
+        fields.push(r#""response_flags":"UF,URX""#.to_string());
+        fields.push(format!("\"user_agent\":{}", serde_json::to_string(&ua).unwrap()));
+        fields.push(r#""upstream_cluster":"outbound|80||a.b.svc.cluster.local;""#.to_string());
+        fields.push(r#""extra":{"nested":[1,"x",null]}"#.to_string());
+        let mut shuffled: Vec<&String> = order.iter().filter_map(|&i| fields.get(i)).collect();
+        shuffled.extend(fields.iter().skip(9));
+        let line = format!("{{{}}}", shuffled.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
+        let e = entry(&line);
+        prop_assert_eq!(u64::from(e.response_code), code);
+        prop_assert_eq!(e.response_flags.to_string(), "UF,URX");
+        prop_assert_eq!(e.user_agent.as_deref(), non_empty(&ua));
+        prop_assert_eq!(e.upstream_cluster.as_deref(), Some("outbound|80||a.b.svc.cluster.local"));
+        let got = [e.bytes_received, e.bytes_sent, e.duration_ms, e.upstream_service_time_ms];
+        for (got, &(value, spelling)) in got.iter().zip(&numbers) {
+            prop_assert_eq!(*got, (spelling < 2).then_some(value));
+        }
+    }
+
     #[test]
     fn never_panics_on_arbitrary_text(s in "\\PC{0,200}") {
         let _ = parse_text(&s);
