@@ -1,18 +1,15 @@
-//! `meshdoctor lab`.
-//!
-//! Being written in this session; wired so that each part can land on its own.
+//! `meshdoctor lab`: run the real-socket miniature mesh of crate `meshdoctor-lab` and print
+//! what it did. Argument types and report text live in `meshdoctor_lab::cli`; this file only
+//! prints (library crates never print).
 
 use std::process::ExitCode;
 
-/// Arguments of `lab`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Inputs.
-    #[arg(value_name = "PATH")]
-    paths: Vec<std::path::PathBuf>,
-}
+/// Arguments of `lab` (`run`, `list`, `bench`).
+pub type Args = meshdoctor_lab::cli::Args;
 
+/// Run `meshdoctor lab ...`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`lab` is not available in this build yet")
+    let text = meshdoctor_lab::cli::execute(args)?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
