@@ -454,26 +454,21 @@ impl Collector {
 
     fn note_instance(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, instance: u64) {
         let key = (ctx.file, instance);
-        if !self.instances.contains_key(&key) {
-            self.instances.insert(
-                key,
-                InstanceInfo {
-                    workload: ctx.workload_of(event).map(|w| w.into_owned()),
-                    pod: event
-                        .origin
-                        .pod
-                        .as_deref()
-                        .map(str::to_string)
-                        .or_else(|| ctx.path_names.pod.clone()),
-                    namespace: event
-                        .origin
-                        .namespace
-                        .as_deref()
-                        .map(str::to_string)
-                        .or_else(|| ctx.path_names.namespace.clone()),
-                },
-            );
-        }
+        self.instances.entry(key).or_insert_with(|| InstanceInfo {
+            workload: ctx.workload_of(event).map(|w| w.into_owned()),
+            pod: event
+                .origin
+                .pod
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| ctx.path_names.pod.clone()),
+            namespace: event
+                .origin
+                .namespace
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| ctx.path_names.namespace.clone()),
+        });
     }
 
     fn envoy(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, e: &EnvoyLine<'_>) {

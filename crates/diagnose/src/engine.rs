@@ -113,6 +113,8 @@ pub struct Finding {
     pub confidence: f64,
     /// One sentence with names filled in.
     pub summary: String,
+    /// Why this cause resets connections.
+    pub mechanism: String,
     /// Mesh fault or not.
     pub category: Category,
     /// Affected workloads (`server` / `client` roles when known).
@@ -384,7 +386,7 @@ pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
     let missing_evidence = if named {
         Vec::new()
     } else {
-        missing(&findings, rules, a)
+        missing(&findings, rules, a, version)
     };
     // Fill evidence line texts in one pass per file.
     {
@@ -533,25 +535,45 @@ fn ruled_out(
     Some(parts.join("; "))
 }
 
-fn missing(findings: &[Finding], rules: &RuleSet, a: &Analysis) -> Vec<String> {
+fn missing(
+    findings: &[Finding],
+    rules: &RuleSet,
+    a: &Analysis,
+    version: VersionRange,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: &str| {
         if !out.iter().any(|o| o == s) {
             out.push(s.to_string());
         }
     };
+    // First what would confirm or refute the leading candidates (unseen positive evidence
+    // that can exist in this version), then the leader's own collection list.
     for f in findings.iter().take(2) {
         if let Some(rule) = rules.rules.iter().find(|r| r.id == f.cause) {
             for (e, item) in rule.evidence.iter().zip(&f.items) {
-                if e.weight > 0.0 && !item.fired && item.count == 0 {
-                    if let Some(c) = &e.collect {
-                        push(c);
-                    }
+                let applies = e
+                    .istio
+                    .as_deref()
+                    .and_then(VersionRange::parse)
+                    .is_none_or(|r| version.is_any() || r.overlaps(version));
+                if e.weight > 0.0
+                    && !item.fired
+                    && item.count == 0
+                    && applies
+                    && let Some(c) = &e.collect
+                {
+                    push(c);
                 }
             }
-            for c in &rule.collect {
-                push(c);
-            }
+        }
+    }
+    if let Some(rule) = findings
+        .first()
+        .and_then(|f| rules.rules.iter().find(|r| r.id == f.cause))
+    {
+        for c in &rule.collect {
+            push(c);
         }
     }
     if findings.is_empty() {
@@ -630,16 +652,20 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
         if fired {
             if e.weight > 0.0 {
                 pos *= 1.0 - e.weight;
-                for (f, l) in res.examples.iter().take(3) {
+                // Anchors show two lines, corroboration one; the time range is the anchors'.
+                let take = if e.anchor { 2 } else { 1 };
+                for (f, l) in res.examples.iter().take(take) {
                     if evidence.len() < MAX_EVIDENCE_LINES && !evidence.contains(&(*f, *l)) {
                         evidence.push((*f, *l));
                     }
                 }
-                if let Some(t) = res.first {
-                    first = Some(first.map_or(t, |x| x.min(t)));
-                }
-                if let Some(t) = res.last {
-                    last = Some(last.map_or(t, |x| x.max(t)));
+                if e.anchor {
+                    if let Some(t) = res.first {
+                        first = Some(first.map_or(t, |x| x.min(t)));
+                    }
+                    if let Some(t) = res.last {
+                        last = Some(last.map_or(t, |x| x.max(t)));
+                    }
                 }
                 match e.side {
                     Some(Side::Server) => servers.extend(res.workloads.iter().cloned()),
@@ -736,6 +762,11 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
             title: rule.title.clone(),
             confidence,
             summary: names.fill(&rule.summary),
+            mechanism: rule
+                .mechanism
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             category: rule.category,
             workloads,
             workload_pairs,
@@ -791,6 +822,13 @@ struct Names {
 
 impl Names {
     fn fill(&self, text: &str) -> String {
+        // `<client-pod of {client}>` reads as `<client-pod>` when the name is unknown.
+        let mut text = text.to_string();
+        for (key, value) in [("{client}", &self.client), ("{server}", &self.server)] {
+            if value.starts_with('<') {
+                text = text.replace(&format!(" of {key}>"), ">");
+            }
+        }
         text.replace("{server}", &self.server)
             .replace("{client}", &self.client)
             .replace("{namespace}", &self.namespace)

@@ -224,10 +224,10 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             } else if m.starts_with("tls:onServerName()") {
                 Some((
                     StepKind::Sni,
-                    after(m, "requestedServerName:").and_then(|s| detail(s)),
+                    after(m, "requestedServerName:").and_then(&detail),
                 ))
             } else if m.starts_with("tls:onALPN()") {
-                Some((StepKind::Alpn, after(m, "ALPN:").and_then(|s| detail(s))))
+                Some((StepKind::Alpn, after(m, "ALPN:").and_then(&detail)))
             } else if m.starts_with("tls inspector: new connection accepted") {
                 Some((StepKind::TlsInspector, None))
             } else if m.starts_with("tls inspector: parseClientHello failed") {
@@ -237,7 +237,7 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             } else if m.starts_with("http inspector: set application protocol to") {
                 Some((
                     StepKind::DetectedProtocol,
-                    after(m, "protocol to").and_then(|s| detail(s)),
+                    after(m, "protocol to").and_then(&detail),
                 ))
             } else if let Some(c) = after(m, "Creating connection to cluster") {
                 Some((StepKind::TcpProxy, detail(c)))
@@ -452,7 +452,7 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                     _ => st
                         .pending
                         .iter()
-                        .rposition(|g| on_thread(g))
+                        .rposition(on_thread)
                         .filter(|&p| !st.pending[p].kinds.contains(&s.kind)),
                 };
                 match pos {

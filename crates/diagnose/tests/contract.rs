@@ -1,0 +1,93 @@
+//! The `--format json` contract of a diagnosis (issue 3 item 6), as a snapshot.
+
+use meshdoctor_diagnose::{RuleSet, diagnose};
+use meshdoctor_input::{DiscoverOptions, discover};
+use meshdoctor_logs::RunOptions;
+use std::path::PathBuf;
+
+fn scenario_inputs(rel: &str) -> (String, Vec<meshdoctor_input::InputFile>) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios");
+    let dir = root.join(rel);
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").filter_map(Result::ok) {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name != "expect.json" && !name.ends_with(".md") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    (
+        root.display().to_string(),
+        discover(&files, &DiscoverOptions::default()).0,
+    )
+}
+
+#[test]
+fn json_contract() {
+    let rules = seed_rules();
+    let (root, inputs) = scenario_inputs("protocol-sniffing-timeout/fires");
+    let d = diagnose(&inputs, &RunOptions::default(), &rules);
+    let v = serde_json::to_value(&d).expect("serialises");
+    // The keys the contract promises.
+    for key in ["verdict", "findings", "missing_evidence", "inputs"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let f0 = &v["findings"][0];
+    for key in [
+        "cause",
+        "confidence",
+        "summary",
+        "workloads",
+        "occurrences",
+        "evidence",
+        "fix",
+        "verify",
+        "references",
+    ] {
+        assert!(f0.get(key).is_some(), "findings[0] missing {key}");
+    }
+    assert_eq!(v["verdict"], f0["cause"]);
+    for key in ["file", "line", "text"] {
+        assert!(
+            f0["evidence"][0].get(key).is_some(),
+            "evidence missing {key}"
+        );
+    }
+    for key in ["file", "kind", "lines", "skipped"] {
+        assert!(v["inputs"][0].get(key).is_some(), "inputs missing {key}");
+    }
+    let contract = serde_json::json!({
+        "verdict": v["verdict"],
+        "findings": v["findings"].as_array().map(|a| a.iter().map(|f| serde_json::json!({
+            "cause": f["cause"], "confidence": f["confidence"], "summary": f["summary"],
+            "workloads": f["workloads"], "occurrences": f["occurrences"], "evidence": f["evidence"],
+            "fix": f["fix"], "verify": f["verify"], "references": f["references"],
+        })).collect::<Vec<_>>()),
+        "missing_evidence": v["missing_evidence"],
+        "inputs": v["inputs"].as_array().map(|a| a.iter().map(|i| serde_json::json!({
+            "file": i["file"], "kind": i["kind"], "lines": i["lines"], "skipped": i["skipped"],
+        })).collect::<Vec<_>>()),
+    });
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex::escape(&format!("{root}/")), "[SCENARIOS]/");
+    settings.bind(|| insta::assert_json_snapshot!("sniffing_fires_contract", contract));
+}
+
+/// Only the two seed-cause rules, so the snapshot does not move when other rules are added.
+fn seed_rules() -> RuleSet {
+    let mut rules = RuleSet::builtin().expect("rules");
+    rules
+        .rules
+        .retain(|r| r.id == "protocol-sniffing-timeout" || r.id == "mtls-strict-plaintext-client");
+    rules
+}

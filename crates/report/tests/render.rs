@@ -1,0 +1,118 @@
+//! Snapshot tests of the text and Markdown reports on the seed-cause scenarios.
+
+use meshdoctor_diagnose::{RuleSet, compare_inputs, diagnose};
+use meshdoctor_input::{DiscoverOptions, discover};
+use meshdoctor_logs::RunOptions;
+use meshdoctor_report::{Style, render_compare, render_diagnosis};
+use std::path::PathBuf;
+
+fn case(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/scenarios")
+        .join(rel)
+}
+
+fn root() -> String {
+    case("").display().to_string()
+}
+
+fn inputs(rel: &str) -> Vec<meshdoctor_input::InputFile> {
+    let dir = case(rel);
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .expect("scenario dir")
+            .filter_map(Result::ok)
+        {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name != "expect.json" && !name.ends_with(".md") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    discover(&files, &DiscoverOptions::default()).0
+}
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&root()), "[SCENARIOS]/");
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn text_report_names_the_seed_cause() {
+    let rules = seed_rules();
+    let d = diagnose(
+        &inputs("protocol-sniffing-timeout/fires"),
+        &RunOptions::default(),
+        &rules,
+    );
+    let text = render_diagnosis(&d, Style::Text);
+    assert!(
+        text.starts_with("VERDICT      protocol-sniffing-timeout"),
+        "{text}"
+    );
+    assert!(text.contains("TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST"));
+    assert!(text.contains("protocolDetectionTimeout"));
+    settings().bind(|| insta::assert_snapshot!("sniffing_fires_text", text));
+}
+
+#[test]
+fn inconclusive_report_says_what_to_collect() {
+    let rules = seed_rules();
+    let d = diagnose(
+        &inputs("protocol-sniffing-timeout/server-side-only"),
+        &RunOptions::default(),
+        &rules,
+    );
+    let text = render_diagnosis(&d, Style::Text);
+    assert!(text.starts_with("VERDICT      inconclusive"), "{text}");
+    assert!(text.contains("COLLECT NEXT"));
+    assert!(text.contains("client sidecar debug log"));
+    settings().bind(|| insta::assert_snapshot!("sniffing_server_only_text", text));
+    let md = render_diagnosis(&d, Style::Markdown);
+    settings().bind(|| insta::assert_snapshot!("sniffing_server_only_markdown", md));
+}
+
+#[test]
+fn compare_report_points_at_missing_sni() {
+    let (c, ins, j) = compare_inputs(
+        &inputs("protocol-sniffing-timeout/server-side-only"),
+        &RunOptions::default(),
+    );
+    let text = render_compare(&c, &ins, &j, Style::Text);
+    assert!(
+        text.contains("lack the `sni (tls:onServerName)` step"),
+        "{text}"
+    );
+    settings().bind(|| insta::assert_snapshot!("compare_server_only_text", text));
+}
+
+/// Only the two seed-cause rules, so the snapshot does not move when other rules are added.
+fn seed_rules() -> RuleSet {
+    let mut rules = RuleSet::builtin().expect("rules");
+    rules
+        .rules
+        .retain(|r| r.id == "protocol-sniffing-timeout" || r.id == "mtls-strict-plaintext-client");
+    rules
+}
