@@ -289,6 +289,39 @@ mod tests {
     }
 
     #[test]
+    fn run_summary_text() {
+        let s = LabSummary {
+            scenario: "sniffing-timeout".into(),
+            cause: "protocol-sniffing-timeout".into(),
+            requests: 200,
+            failures: 41,
+            failure_rate: 0.205,
+            expected_failure_rate: Some(0.225),
+            protocol_detection_timeout_ms: 100,
+            fallback: Fallback::Passthrough,
+            mtls: MtlsMode::Strict,
+            seed: 1,
+            new_connections: 200,
+            connections_delayed_past_timeout: 41,
+            failures_by_class: vec![crate::ClassCount {
+                class: "reset".into(),
+                count: 41,
+                example_os_error: Some("Connection reset by peer (os error 104)".into()),
+            }],
+            duration_ms: 1800,
+            istio_version: "1.6.8".into(),
+            files: vec!["truth.json".into(); 11],
+            outcomes: Vec::new(),
+        };
+        insta::assert_snapshot!(render(&s, std::path::Path::new("/tmp/lab")));
+    }
+
+    #[test]
+    fn scenario_list_text() {
+        insta::assert_snapshot!(list());
+    }
+
+    #[test]
     fn list_names_every_cause() {
         let l = list();
         for sc in Scenario::ALL {

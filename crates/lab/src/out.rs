@@ -14,13 +14,13 @@ use crate::scenario::Pod;
 use crate::{LabConfig, LabSummary};
 
 /// The pilot-agent lines an istio-proxy container starts with.
-pub(crate) fn agent_startup(env: &Envoy, pod: &Pod) {
+pub(crate) fn agent_startup(env: &Envoy, pod: &Pod, version: &str) {
     env.agent("info", "FLAG: --concurrency=\"2\"");
     env.agent("info", "FLAG: --proxyLogLevel=\"warning\"");
     env.agent("info", "FLAG: --proxyComponentLogLevel=\"misc:error,connection:debug,conn_handler:debug,filter:debug,http:debug,router:debug,pool:debug,client:debug\"");
     env.agent(
         "info",
-        "Version 1.6.8-abc0e2e2fa4ac8e3e2a5e8f2d3b1c0a9f8e7d6c5-Clean",
+        &format!("Version {version}-abc0e2e2fa4ac8e3e2a5e8f2d3b1c0a9f8e7d6c5-Clean"),
     );
     env.agent(
         "info",

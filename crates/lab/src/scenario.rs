@@ -123,7 +123,7 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
     let env_b = envoy_for(&pod_b, first_id(&mut rng), 23);
     let env_c = envoy_for(&pod_c, first_id(&mut rng), 24);
     for (env, pod) in [(&env_a, &pod_a), (&env_b, &pod_b), (&env_c, &pod_c)] {
-        out::agent_startup(env, pod);
+        out::agent_startup(env, pod, istio_version(cfg.envoy_layout));
     }
 
     let mut tasks = JoinSet::new();
@@ -408,10 +408,7 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
         connections_delayed_past_timeout: delayed,
         failures_by_class: by_class,
         duration_ms: started.elapsed().as_millis() as u64,
-        istio_version: match cfg.envoy_layout {
-            crate::EnvoyLayout::Istio16 => "1.6.8".into(),
-            crate::EnvoyLayout::Istio122 => "1.22.3".into(),
-        },
+        istio_version: istio_version(cfg.envoy_layout).into(),
         files: Vec::new(),
         outcomes,
     };
@@ -420,6 +417,14 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
     let svcs: Vec<Service> = routes.iter().map(|r| r.svc.clone()).collect();
     summary.files = out::write_all(&cfg, &summary, &pods, &svcs, detection_timeout)?;
     Ok(summary)
+}
+
+/// The Istio release whose log layout the run imitates.
+fn istio_version(layout: crate::EnvoyLayout) -> &'static str {
+    match layout {
+        crate::EnvoyLayout::Istio16 => "1.6.8",
+        crate::EnvoyLayout::Istio122 => "1.22.3",
+    }
 }
 
 impl Pod {
