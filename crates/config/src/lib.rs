@@ -342,15 +342,18 @@ impl ConfigSet {
     }
 
     /// The effective outbound protocol detection timeout for connections to `workload`
-    /// (a Service name, optionally `name.namespace`), with where it comes from. `None` when
-    /// nothing is known (no version, no mesh config, no dump). A zero duration means disabled.
+    /// (a Service name, or a Deployment/workload name its selector picks, optionally as
+    /// `name.namespace`), with where it comes from. Falls back to a config dump of that
+    /// workload's own sidecar, then to the mesh-wide value. `None` when nothing is known (no
+    /// version, no mesh config, no dump). A zero duration means disabled.
     #[must_use]
     pub fn detection_timeout_for(&self, workload: &str) -> Option<(Duration, Location)> {
         let rows = self.effective();
         let (name, ns) = split_workload(workload);
         rows.iter()
-            .filter(|r| r.service == name && ns.is_none_or(|n| r.namespace == n))
+            .filter(|r| self.row_is_for(r, name, ns))
             .find_map(|r| r.detection_timeout.as_ref().map(|d| (d.value, d.at)))
+            .or_else(|| self.dump_timeout_of(name))
             .or_else(|| {
                 let mesh = effective::mesh_detection_timeout(self)?;
                 Some((mesh.value, mesh.at))
@@ -359,17 +362,58 @@ impl ConfigSet {
 
     /// The effective mTLS mode of `workload`'s `port` (Service port or target port) after
     /// mesh/namespace/workload/port precedence, with the deciding PeerAuthentication's location.
+    /// `UNSET` (Istio's default, PERMISSIVE behaviour) when no policy applies or the workload
+    /// is unknown.
     #[must_use]
     pub fn mtls_mode_for(&self, workload: &str, port: u16) -> (MtlsMode, Option<Location>) {
         let (name, ns) = split_workload(workload);
         self.effective()
             .iter()
             .find(|r| {
-                r.service == name
-                    && ns.is_none_or(|n| r.namespace == n)
-                    && (r.port == port || r.target_port == Some(port))
+                self.row_is_for(r, name, ns) && (r.port == port || r.target_port == Some(port))
             })
             .map_or((MtlsMode::Unset, None), |r| (r.mtls_mode, r.mtls_at))
+    }
+
+    /// A row is for `name` when its Service is called so, or selects a workload called so.
+    fn row_is_for(&self, row: &Effective, name: &str, ns: Option<&str>) -> bool {
+        if ns.is_some_and(|n| row.namespace != n) {
+            return false;
+        }
+        if row.service == name {
+            return true;
+        }
+        let Some(svc) = self
+            .services
+            .iter()
+            .find(|s| s.name == row.service && s.namespace == row.namespace)
+        else {
+            return false;
+        };
+        self.workloads.iter().any(|w| {
+            w.namespace == svc.namespace
+                && (w.name == name || meshdoctor_input::workload_from_pod(&w.name) == name)
+                && w.matches(&svc.selector)
+        })
+    }
+
+    /// The shortest listener-filter timeout on the outbound listeners of `name`'s own dump.
+    fn dump_timeout_of(&self, name: &str) -> Option<(Duration, Location)> {
+        self.dumps
+            .iter()
+            .filter(|d| {
+                d.pod
+                    .as_deref()
+                    .is_some_and(|p| p == name || meshdoctor_input::workload_from_pod(p) == name)
+            })
+            .flat_map(|d| d.listeners.iter())
+            .filter(|l| l.name != "virtualInbound" && l.direction.as_deref() != Some("INBOUND"))
+            .filter(|l| l.inspects("http_inspector", None) || l.inspects("tls_inspector", None))
+            .map(|l| match &l.listener_filters_timeout {
+                Some(t) => (t.value, t.at),
+                None => (Duration::from_secs(15), l.at),
+            })
+            .min_by_key(|(d, _)| *d)
     }
 }
 

@@ -510,6 +510,14 @@ impl JsonParser<'_> {
         self.pos += 1; // opening quote
         let mut out = Vec::new();
         loop {
+            // Copy the run of plain bytes in one go; only quotes, escapes and newlines stop it.
+            let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
+            let run = rest
+                .iter()
+                .position(|b| matches!(b, b'"' | b'\\' | b'\n'))
+                .unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            self.pos += run;
             let Some(b) = self.peek() else {
                 return Err(self.err("unterminated string"));
             };

@@ -173,3 +173,24 @@ fn istioctl_listing_in_camel_case_reads_like_the_admin_dump() {
     assert_eq!(payments.idle_timeout, Some(Duration::from_secs(30)));
     assert_eq!(payments.max_requests_per_connection, Some(1));
 }
+
+#[test]
+fn lookups_by_deployment_name_and_by_dump_owner() {
+    let set = set_of(SEED);
+    // `payments` Deployment: Service port 9090 targets 9090 (PERMISSIVE at port level).
+    assert_eq!(
+        set.mtls_mode_for("payments.shop", 9090).0,
+        MtlsMode::Permissive
+    );
+    assert_eq!(set.mtls_mode_for("payments", 9080).0, MtlsMode::Strict);
+    assert_eq!(set.mtls_mode_for("unknown", 1).0, MtlsMode::Unset);
+
+    let dump = set_of(&["forms/config_dump.json"]);
+    let (timeout, at) = dump.detection_timeout_for("frontend").unwrap();
+    assert_eq!((timeout, at.line), (Duration::from_millis(100), 107));
+    assert!(
+        set_of(&["forms/stats.txt"])
+            .detection_timeout_for("frontend")
+            .is_none()
+    );
+}
