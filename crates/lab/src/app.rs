@@ -245,8 +245,11 @@ pub struct Outcome {
     pub service: String,
     /// Whether it opened a new connection.
     pub new_connection: bool,
-    /// Pause between connect and first byte (ms), for new connections.
+    /// Measured time from `connect()` returning to the first request write (ms), for new
+    /// connections: the drawn pause plus any scheduling delay of the client.
     pub delay_ms: Option<f64>,
+    /// The pause drawn from the distribution (ms), for new connections.
+    pub planned_delay_ms: Option<f64>,
     /// HTTP status (0 when none).
     pub status: u16,
     /// Whether it failed.
@@ -424,13 +427,15 @@ async fn worker(
         } else {
             None
         };
-        let res = one_request(plan, target, pooled, delay, &rid, deadline).await;
+        let mut measured = None;
+        let res = one_request(plan, target, pooled, delay, &rid, deadline, &mut measured).await;
         let (new_connection, result) = res;
         let mut o = Outcome {
             index,
             service: target.service.clone(),
             new_connection,
-            delay_ms: new_connection.then_some(delay),
+            delay_ms: measured,
+            planned_delay_ms: new_connection.then_some(delay),
             status: 0,
             failed: false,
             error_class: None,
@@ -512,6 +517,7 @@ async fn one_request(
     delay_ms: f64,
     rid: &str,
     deadline: Instant,
+    measured_pause: &mut Option<f64>,
 ) -> (bool, ReqResult) {
     let new = pooled.is_none();
     let (mut s, mut reader) = match pooled {
@@ -531,6 +537,7 @@ async fn one_request(
             }
         }
     };
+    let connected = Instant::now();
     if new && delay_ms > 0.0 {
         // The pause between connect() and the first write: the sniff timer is already running.
         tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
@@ -574,6 +581,9 @@ async fn one_request(
         ],
         body: Vec::new(),
     };
+    if new {
+        *measured_pause = Some(connected.elapsed().as_secs_f64() * 1000.0);
+    }
     // One write, so the request line arrives whole (TCP_NODELAY is set).
     if let Err(e) = s.write_all(&req.to_bytes()).await {
         return (new, Err((Phase::Write, e)));

@@ -312,6 +312,49 @@ mod tests {
         );
     }
 
+    async fn handshake(expected: &str) -> Result<Option<Vec<u8>>, std::io::Error> {
+        let ca = MeshCa::new().unwrap();
+        let b = ca.workload("default", "service-b").unwrap();
+        let a = ca.workload("default", "service-a").unwrap();
+        let server = tokio_rustls::TlsAcceptor::from(ca.server_config(&b).unwrap());
+        let client =
+            tokio_rustls::TlsConnector::from(ca.client_config(&a, expected, ALPN_HTTP11).unwrap());
+        let (c, s) = tokio::io::duplex(64 * 1024);
+        let srv = tokio::spawn(async move {
+            server
+                .accept(s)
+                .await
+                .map(|t| t.get_ref().1.alpn_protocol().map(<[u8]>::to_vec))
+        });
+        let name =
+            ServerName::try_from("outbound_.80_._.service-b.default.svc.cluster.local").unwrap();
+        let cli = client.connect(name, c).await;
+        let srv = srv.await.unwrap();
+        cli?;
+        srv
+    }
+
+    #[tokio::test]
+    async fn client_checks_the_spiffe_san_and_istio_alpn_is_not_rejected() {
+        // Right identity: handshake completes; the server advertises no ALPN, so none is chosen
+        // (BoringSSL would also carry on) instead of rustls aborting with no_application_protocol.
+        assert_eq!(
+            handshake("spiffe://cluster.local/ns/default/sa/service-b")
+                .await
+                .unwrap(),
+            None
+        );
+        // Wrong identity: the client refuses the server certificate.
+        let err = handshake("spiffe://cluster.local/ns/default/sa/service-c")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not valid for name")
+                || err.to_string().contains("NotValidForName"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn uri_sans_never_panics_on_garbage() {
         for len in 0..64 {

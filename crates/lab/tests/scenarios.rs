@@ -423,3 +423,15 @@ fn server_first_protocol_hangs_without_timeout_and_works_with_one() {
         "Creating connection to cluster outbound|3306||service-c.default.svc.cluster.local"
     ));
 }
+
+#[test]
+fn permissive_accepts_the_plaintext_client() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = LabConfig::new(Scenario::StrictPlaintextClient, out.path());
+    cfg.mtls = meshdoctor_lab::MtlsMode::Permissive;
+    cfg.requests = Some(10);
+    let s = run(cfg);
+    assert_eq!(s.failures, 0);
+    let pa = std::fs::read_to_string(out.path().join("config/peerauthentication.yaml")).unwrap();
+    assert!(pa.contains("mode: PERMISSIVE"));
+}
