@@ -213,6 +213,9 @@ pub struct Effective {
     pub policy: TrafficPolicy,
     /// The DestinationRule's name, when one applies.
     pub destination_rule: Option<String>,
+    /// The server sidecar's `terminationDrainDuration` (pod `proxy.istio.io/config`
+    /// annotation, else mesh `defaultConfig`), when set; Istio's default is 5s.
+    pub termination_drain: Option<Sourced<Duration>>,
 }
 
 /// A config-only risk.
@@ -415,6 +418,33 @@ fn workload_labels_for(set: &ConfigSet, svc: &Service) -> Vec<Vec<(String, Strin
     }
 }
 
+/// `terminationDrainDuration` from a selected workload's `proxy.istio.io/config` annotation,
+/// else from the mesh `defaultConfig`.
+fn termination_drain(set: &ConfigSet, svc: &Service) -> Option<Sourced<Duration>> {
+    for w in set
+        .workloads
+        .iter()
+        .filter(|w| w.namespace == svc.namespace && w.matches(&svc.selector))
+    {
+        let Some(config) = w.annotation("proxy.istio.io/config") else {
+            continue;
+        };
+        for doc in crate::node::parse_yaml_documents(&config.value) {
+            if let Ok(tree) = doc.result
+                && let Some(d) = tree
+                    .get("terminationDrainDuration")
+                    .and_then(crate::node::Node::text)
+                    .as_deref()
+                    .and_then(crate::values::parse_duration)
+            {
+                // The annotation is one YAML string: its key line is the annotation's line.
+                return Some(Sourced::new(d, config.at));
+            }
+        }
+    }
+    set.mesh.termination_drain_duration.clone()
+}
+
 fn target_port(set: &ConfigSet, svc: &Service, port: &ServicePort) -> Option<u16> {
     if let Some(p) = port.target_port {
         return Some(p);
@@ -528,6 +558,7 @@ pub(crate) fn effective(set: &ConfigSet) -> Vec<Effective> {
                 client_tls_mode: policy.as_ref().and_then(|p| p.tls_mode.clone()),
                 policy: policy.unwrap_or_default(),
                 destination_rule: dr.map(|d| d.name.clone()),
+                termination_drain: termination_drain(set, svc),
             });
         }
     }
@@ -588,6 +619,8 @@ pub(crate) fn findings(set: &ConfigSet) -> Vec<Finding> {
     }
     pool_findings(set, &mut out);
     workload_findings(set, &mut out);
+    headless_findings(set, &rows, &mut out);
+    excluded_port_findings(set, &rows, &mut out);
     for t in set.mesh.outbound_traffic_policy.iter().chain(
         set.others
             .iter()
@@ -878,6 +911,73 @@ fn binds_localhost(text: &str) -> bool {
         || t == "localhost"
         || t.contains("=localhost")
         || t.starts_with("localhost:")
+}
+
+fn headless_findings(set: &ConfigSet, rows: &[Effective], out: &mut Vec<Finding>) {
+    for svc in set.services.iter().filter(|s| s.headless) {
+        let strict = rows.iter().find(|r| {
+            r.service == svc.name && r.namespace == svc.namespace && r.mtls_mode == MtlsMode::Strict
+        });
+        let Some(strict) = strict else { continue };
+        let declared: Vec<u16> = rows
+            .iter()
+            .filter(|r| r.service == svc.name && r.namespace == svc.namespace)
+            .flat_map(|r| [Some(r.port), r.target_port])
+            .flatten()
+            .collect();
+        let mut missing: Vec<u16> = set
+            .workloads
+            .iter()
+            .filter(|w| w.namespace == svc.namespace && w.matches(&svc.selector))
+            .flat_map(|w| w.containers.iter().filter(|c| c.name != "istio-proxy"))
+            .flat_map(|c| c.ports.iter().map(|(p, _)| *p))
+            .filter(|p| !declared.contains(p))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            out.push(Finding {
+                id: "headless-or-pod-ip-passthrough",
+                at: svc.at,
+                summary: format!(
+                    "headless Service {}.{} does not declare container port(s) {} while mTLS is STRICT: peers calling pod IPs on them go through PassthroughCluster in plaintext and are rejected",
+                    svc.name,
+                    svc.namespace,
+                    list.join(", ")
+                ),
+                evidence: strict.mtls_at.into_iter().collect(),
+            });
+        }
+    }
+}
+
+/// Callers that bypass their sidecar for some destination ports send plaintext there.
+fn excluded_port_findings(set: &ConfigSet, rows: &[Effective], out: &mut Vec<Finding>) {
+    for w in &set.workloads {
+        let Some(ann) = w.annotation("traffic.sidecar.istio.io/excludeOutboundPorts") else {
+            continue;
+        };
+        for port in ann
+            .value
+            .split(',')
+            .filter_map(|p| p.trim().parse::<u16>().ok())
+        {
+            if let Some(row) = rows.iter().find(|r| {
+                r.mtls_mode == MtlsMode::Strict && (r.port == port || r.target_port == Some(port))
+            }) {
+                out.push(Finding {
+                    id: "mtls-strict-plaintext-client",
+                    at: ann.at,
+                    summary: format!(
+                        "{} {}/{} sends port {port} around its sidecar (excludeOutboundPorts) in plaintext, but {}.{}:{} is STRICT: those calls are reset",
+                        w.kind, w.namespace, w.name, row.service, row.namespace, row.port
+                    ),
+                    evidence: row.mtls_at.into_iter().collect(),
+                });
+            }
+        }
+    }
 }
 
 fn workload_findings(set: &ConfigSet, out: &mut Vec<Finding>) {

@@ -50,6 +50,8 @@ pub struct EffectiveRow {
     pub http_idle_timeout_ms: Option<u64>,
     /// `connectionPool.tcp.idleTimeout` in ms, when set.
     pub tcp_idle_timeout_ms: Option<u64>,
+    /// The server sidecar's `terminationDrainDuration` in ms, when set.
+    pub termination_drain_ms: Option<u64>,
 }
 
 /// One finding.
@@ -153,6 +155,7 @@ impl Report {
                 destination_rule: r.destination_rule,
                 http_idle_timeout_ms: r.policy.http_idle_timeout.as_ref().map(|d| ms(d.value)),
                 tcp_idle_timeout_ms: r.policy.tcp_idle_timeout.as_ref().map(|d| ms(d.value)),
+                termination_drain_ms: r.termination_drain.as_ref().map(|d| ms(d.value)),
             })
             .collect();
         let findings = set

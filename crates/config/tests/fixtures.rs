@@ -194,3 +194,10 @@ fn lookups_by_deployment_name_and_by_dump_owner() {
             .is_none()
     );
 }
+
+#[test]
+fn one_risk_per_object_on_istio_1_12() {
+    let set = set_of(&["risks-1.12.yaml"]);
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    insta::assert_json_snapshot!(Report::new(&set));
+}
