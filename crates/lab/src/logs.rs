@@ -311,6 +311,7 @@ pub struct Envoy {
     layout: EnvoyLayout,
     access: AccessFormat,
     next_id: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
     thread: u64,
 }
 
@@ -328,8 +329,19 @@ impl Envoy {
             layout,
             access,
             next_id: Arc::new(AtomicU64::new(first_id)),
+            accepted: Arc::default(),
             thread,
         }
+    }
+
+    /// The same Envoy as seen from the worker thread that owns the next accepted socket
+    /// (`--concurrency 2`: accepted sockets alternate between two workers, and every line of
+    /// a connection, upstream included, comes from its worker).
+    pub fn worker(&self) -> Envoy {
+        let n = self.accepted.fetch_add(1, Ordering::Relaxed);
+        let mut e = self.clone();
+        e.thread = self.thread + n % 2;
+        e
     }
 
     /// Which layout this Envoy writes.

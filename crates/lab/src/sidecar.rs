@@ -645,7 +645,8 @@ impl ClientSidecar {
         let _ = s.set_nodelay(true);
         let accepted = Instant::now();
         let start_ts = now();
-        let e = &self.envoy;
+        let worker = self.envoy.worker();
+        let e = &worker;
         let legacy = e.layout() == EnvoyLayout::Istio16;
         if legacy {
             e.log(
@@ -1029,7 +1030,8 @@ impl ServerSidecar {
 
     async fn handle(&self, mut s: TcpStream, peer: SocketAddr, local: Option<SocketAddr>) {
         let _ = s.set_nodelay(true);
-        let e = &self.envoy;
+        let worker = self.envoy.worker();
+        let e = &worker;
         let accepted = Instant::now();
         let start_ts = now();
         let legacy = e.layout() == EnvoyLayout::Istio16;
@@ -1082,7 +1084,8 @@ impl ServerSidecar {
         };
         let ds_local = local.map(|a| a.to_string()).unwrap_or_default();
         if is_tls {
-            self.handle_tls(s, peer, ds_local, accepted, legacy).await;
+            self.handle_tls(e, s, peer, ds_local, accepted, legacy)
+                .await;
             return;
         }
         if legacy {
@@ -1254,13 +1257,13 @@ impl ServerSidecar {
 
     async fn handle_tls(
         &self,
+        e: &Envoy,
         s: TcpStream,
         peer: SocketAddr,
         ds_local: String,
         accepted: Instant,
         legacy: bool,
     ) {
-        let e = &self.envoy;
         let lazy = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), s);
         let Ok(Ok(start)) = tokio::time::timeout_at(self.deadline, lazy).await else {
             return;
