@@ -700,36 +700,45 @@ fn sniffing_findings(
         });
     }
     for dump in &set.dumps {
-        // One finding per dump and timeout value, at the first listener that has it.
-        let mut groups: Vec<(Duration, Vec<&crate::facts::Listener>)> = Vec::new();
+        // One finding per dump, timeout value and continue flag, at the first listener.
+        type Group<'a> = ((Duration, bool), Vec<&'a crate::facts::Listener>);
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for l in &dump.listeners {
-            let sniffing = l.continue_on_timeout
-                && (l.inspects("http_inspector", None) || l.inspects("tls_inspector", None));
+            let inspects = l.inspects("http_inspector", None) || l.inspects("tls_inspector", None);
             let Some(t) = l.listener_filters_timeout.as_ref().map(|t| t.value) else {
                 continue;
             };
-            if !sniffing || t.is_zero() || t >= SHORT_DETECTION {
+            if !inspects || t.is_zero() || t >= SHORT_DETECTION {
                 continue;
             }
-            match groups.iter_mut().find(|(v, _)| *v == t) {
+            let key = (t, l.continue_on_timeout);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, ls)) => ls.push(l),
-                None => groups.push((t, vec![l])),
+                None => groups.push((key, vec![l])),
             }
         }
-        for (value, listeners) in groups {
+        for ((value, continues), listeners) in groups {
             let Some(first) = listeners.first() else {
                 continue;
             };
             let Some(t) = &first.listener_filters_timeout else {
                 continue;
             };
+            let then = if continues {
+                "then continue without a detected protocol"
+            } else {
+                "then close the connection (continue_on_listener_filters_timeout is false)"
+            };
             out.push(Finding {
                 id: "protocol-sniffing-timeout",
                 at: t.at,
                 summary: format!(
-                    "{} listener(s){} wait only {} for the first bytes and then continue without a detected protocol (e.g. {})",
+                    "{} listener(s){} wait only {} for the first bytes and {then} (e.g. {})",
                     listeners.len(),
-                    dump.pod.as_deref().map(|p| format!(" of {p}")).unwrap_or_default(),
+                    dump.pod
+                        .as_deref()
+                        .map(|p| format!(" of {p}"))
+                        .unwrap_or_default(),
                     format_duration(value),
                     first.name
                 ),

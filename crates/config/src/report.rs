@@ -97,6 +97,40 @@ pub struct ListenerRow {
     pub at: String,
 }
 
+/// A reset-related Envoy counter found in the stats, summed over scopes and files.
+#[derive(Clone, Debug, Serialize)]
+pub struct CounterRow {
+    /// Envoy stat name (the part after the listener/cluster scope).
+    pub stat: &'static str,
+    /// Sum.
+    pub total: f64,
+    /// `file:line` of the largest contributor.
+    pub at: String,
+}
+
+/// Stats that bear on resets (rootcauses.md (d) evidence); absent ones are not listed,
+/// because Istio does not create most of them unless asked (absent is not zero).
+const COUNTERS: &[&str] = &[
+    "downstream_pre_cx_timeout",
+    "downstream_listener_filter_remote_close",
+    "no_filter_chain_match",
+    "ssl.connection_error",
+    "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_cx_destroy_local_with_active_rq",
+    "upstream_cx_connect_fail",
+    "upstream_cx_connect_timeout",
+    "upstream_cx_protocol_error",
+    "upstream_cx_idle_timeout",
+    "upstream_cx_max_requests",
+    "upstream_cx_max_duration_reached",
+    "upstream_rq_pending_overflow",
+    "upstream_cx_overflow",
+    "upstream_rq_rx_reset",
+    "upstream_rq_tx_reset",
+    "upstream_rq_timeout",
+    "rbac.denied",
+];
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -118,6 +152,8 @@ pub struct Report {
     pub ignored_kinds: BTreeMap<String, usize>,
     /// Stats read.
     pub stats: usize,
+    /// Reset-related counters present in the stats.
+    pub counters: Vec<CounterRow>,
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -206,6 +242,17 @@ impl Report {
             kinds: set.kinds().clone(),
             ignored_kinds: set.unknown_kinds().clone(),
             stats: set.stats().len(),
+            counters: COUNTERS
+                .iter()
+                .filter_map(|stat| {
+                    let (total, at) = set.stat_total(stat)?;
+                    Some(CounterRow {
+                        stat,
+                        total,
+                        at: loc(at),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -310,6 +357,12 @@ impl Report {
                     if l.sniffs_http { ", sniffs HTTP" } else { "" },
                     l.at
                 );
+            }
+        }
+        if !self.counters.is_empty() {
+            out.push_str("\nReset-related Envoy counters:\n");
+            for c in &self.counters {
+                let _ = writeln!(out, "  {} = {}  ({})", c.stat, c.total, c.at);
             }
         }
         out.push('\n');
