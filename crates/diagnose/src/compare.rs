@@ -104,6 +104,9 @@ pub fn compare<'w>(
     };
     let mut groups: BTreeMap<(bool, String, Vec<StepKind>), PatternSummary> = BTreeMap::new();
     let mut succ_kinds: BTreeMap<StepKind, u64> = BTreeMap::new();
+    // Succeeding journeys and their step kinds per proxy workload, so a failing pattern is
+    // compared with successes on the same proxies (client and server journeys differ).
+    let mut succ_by_wl: BTreeMap<String, (u64, BTreeMap<StepKind, u64>)> = BTreeMap::new();
     let mut fail_kinds: BTreeMap<StepKind, u64> = BTreeMap::new();
     for j in journeys {
         if !j.is_downstream(steps) {
@@ -119,6 +122,15 @@ pub fn compare<'w>(
         }
         let pat = pattern_of(j, steps);
         let set: BTreeSet<StepKind> = pat.iter().copied().collect();
+        if !failing {
+            let e = succ_by_wl
+                .entry(workload_of(j.file, j.instance).unwrap_or("").to_string())
+                .or_default();
+            e.0 += 1;
+            for k in &set {
+                *e.1.entry(*k).or_default() += 1;
+            }
+        }
         for k in set {
             *if failing {
                 &mut fail_kinds
@@ -206,8 +218,9 @@ pub fn compare<'w>(
                 let fset: BTreeSet<StepKind> = f.steps.iter().copied().collect();
                 let sset: BTreeSet<StepKind> = s.steps.iter().copied().collect();
                 let mut missing: Vec<StepKind> = sset.difference(&fset).copied().collect();
+                let local = local_share(&succ_by_wl, &f.workloads);
                 let gap = |k: &StepKind| {
-                    share(&succ_kinds, *k, result.succeeding_count)
+                    local(*k).unwrap_or_else(|| share(&succ_kinds, *k, result.succeeding_count))
                         - share(&fail_kinds, *k, result.failing_count)
                 };
                 missing.sort_by(|a, b| {
@@ -224,7 +237,7 @@ pub fn compare<'w>(
                         .then(a.cmp(b))
                 });
                 let headline = headline(&f, &missing, &extra, |k| {
-                    share(&succ_kinds, k, result.succeeding_count)
+                    local(k).unwrap_or_else(|| share(&succ_kinds, k, result.succeeding_count))
                 });
                 (missing, extra, headline)
             }
@@ -247,6 +260,25 @@ pub fn compare<'w>(
     }
     result.succeeding = succeeding;
     result
+}
+
+/// Share of succeeding journeys on the given workloads' proxies that have a step kind;
+/// `None` when those proxies logged no successful journey.
+fn local_share<'m>(
+    by_wl: &'m BTreeMap<String, (u64, BTreeMap<StepKind, u64>)>,
+    workloads: &'m BTreeSet<String>,
+) -> impl Fn(StepKind) -> Option<f64> + 'm {
+    move |k| {
+        let (mut n, mut with) = (0u64, 0u64);
+        for w in workloads {
+            if let Some((count, kinds)) = by_wl.get(w) {
+                n += count;
+                with += kinds.get(&k).copied().unwrap_or(0);
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        (n > 0).then(|| with as f64 / n as f64)
+    }
 }
 
 /// The successful pattern closest to a failing one: same proxies first, then the fewest
@@ -312,7 +344,7 @@ fn headline(
         Some(k) => {
             let pct = (succ_share(*k) * 100.0).round();
             format!(
-                "{} failing connection(s) ({}) lack the `{}` step that {pct}% of successful connections have{}{}",
+                "{} failing connection(s) ({}) lack the `{}` step that {pct}% of successful connections on the same sidecar(s) have{}{}",
                 f.count,
                 f.outcome,
                 k.name(),

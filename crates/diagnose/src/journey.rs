@@ -394,6 +394,7 @@ struct Group {
 
 #[derive(Default)]
 struct ProxyState {
+    dirty: bool,
     epoch: u32,
     max_conn: u64,
     pending: VecDeque<Group>,
@@ -409,6 +410,12 @@ pub fn assemble(steps: &[Step]) -> Journeys {
         let key = (s.file, s.instance);
         let st = proxies.entry(key).or_default();
         if s.kind == StepKind::ProxyRestart {
+            // One start prints several lines (`Starting proxy agent`, `Epoch 0 starting`,
+            // `Envoy command:`); only a start after connection lines is a restart.
+            if !st.dirty {
+                continue;
+            }
+            st.dirty = false;
             st.epoch += 1;
             st.max_conn = 0;
             out.orphan_listener_lines += st
@@ -419,6 +426,7 @@ pub fn assemble(steps: &[Step]) -> Journeys {
             out.restarts += 1;
             continue;
         }
+        st.dirty = true;
         // Expire pending groups that waited too long.
         if let Some(now) = s.time {
             while let Some(g) = st.pending.front() {
@@ -855,6 +863,7 @@ mod tests {
             step(1, 0, Some(5000), StepKind::Accepted),
             step(2, 1, Some(5000), StepKind::HandshakeComplete),
             step(3, 2, None, StepKind::ProxyRestart),
+            step(3, 2, None, StepKind::ProxyRestart),
             step(4, 3, Some(5000), StepKind::TlsError),
             // Ids going backwards without an agent line also start an epoch.
             step(5, 4, Some(9000), StepKind::Accepted),
@@ -865,8 +874,8 @@ mod tests {
         assert_eq!(j.restarts, 2);
         assert_eq!(j.journeys.len(), 4);
         assert_eq!(j.journeys[0].steps, vec![0, 1]);
-        assert_eq!(j.journeys[1].steps, vec![3]);
-        assert_eq!(j.journeys[3].steps, vec![5, 6]);
+        assert_eq!(j.journeys[1].steps, vec![4]);
+        assert_eq!(j.journeys[3].steps, vec![6, 7]);
         assert_ne!(j.journeys[0].epoch, j.journeys[1].epoch);
     }
 
@@ -898,5 +907,59 @@ mod tests {
         let j = assemble(&steps);
         assert_eq!(j.orphan_listener_lines, 1);
         assert_eq!(j.journeys[0].steps, vec![1]);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn classify_never_panics(logger in "[a-z_]{0,12}", msg in "\\PC{0,200}") {
+            let _ = classify(&logger, &msg);
+            let _ = tls_reason(&msg);
+            let _ = truncate(&msg, 7);
+        }
+
+        #[test]
+        fn classify_never_panics_near_markers(
+            logger in prop::sample::select(vec!["connection", "conn_handler", "filter", "router", "http"]),
+            prefix in "\\PC{0,20}",
+            marker in prop::sample::select(vec![
+                "TLS error:", "TLS_error:|", "OPENSSL_internal:", "tls:onServerName(), requestedServerName:",
+                "Creating connection to cluster", "upstream reset: reset reason:", "closing socket:",
+                "[C", "[Tags: ", "new connection from",
+            ]),
+            suffix in "\\PC{0,40}",
+        ) {
+            let _ = classify(logger, &format!("{prefix}{marker}{suffix}"));
+        }
+
+        #[test]
+        fn assembly_never_panics(kinds in prop::collection::vec((0u8..26, prop::option::of(0u64..5), 0i64..100), 0..60)) {
+            let all = [
+                StepKind::OriginalDst, StepKind::TlsInspector, StepKind::Sni, StepKind::Alpn,
+                StepKind::ClientHelloFailed, StepKind::HttpInspector, StepKind::DetectedProtocol,
+                StepKind::ListenerFilterTimeout, StepKind::ListenerFilterFallback, StepKind::Accepted,
+                StepKind::FilterChainNotFound, StepKind::HandshakeComplete, StepKind::HandshakeError,
+                StepKind::TlsError, StepKind::TcpProxy, StepKind::ClusterNotFound, StepKind::Connected,
+                StepKind::ConnectFailed, StepKind::CodecError, StepKind::UpstreamReset,
+                StepKind::StreamReset, StepKind::RstFromPeer, StepKind::RemoteClose,
+                StepKind::LocalClose, StepKind::Cleanup, StepKind::ProxyRestart,
+            ];
+            let steps: Vec<Step> = kinds.iter().enumerate().map(|(i, (k, c, t))| Step {
+                file: 0, line: i as u64 + 1, time: Some(*t * 1_000_000), instance: 0, thread: None,
+                conn: *c, stream: None, kind: all[usize::from(*k) % all.len()], detail: None,
+            }).collect();
+            let j = assemble(&steps);
+            let placed: usize = j.journeys.iter().map(|x| x.steps.len()).sum();
+            prop_assert!(placed <= steps.len());
+            for x in &j.journeys {
+                let _ = x.outcome(&steps);
+            }
+            let _ = crate::compare::compare(&j.journeys, &steps, |_, _| None);
+        }
     }
 }
