@@ -10,6 +10,26 @@
 //!
 //! This crate never prints and never fails a run on bad content: unreadable documents become
 //! [`Problem`]s with file:line, unknown kinds are counted.
+//!
+//! # For `diagnose`
+//!
+//! ```no_run
+//! # let inputs: Vec<meshdoctor_input::InputFile> = Vec::new();
+//! let config = meshdoctor_config::load(&inputs);
+//! // Version first: several signatures flip with it.
+//! let version = config.istio_version(); // Option<Sourced<IstioVersion>>
+//! // Confirm or rule out protocol-sniffing-timeout for calls to `orders`:
+//! if let Some((timeout, at)) = config.detection_timeout_for("orders.shop") {
+//!     // zero = disabled; `at` is the ConfigMap line, dump listener or version sighting
+//! }
+//! let (mode, at) = config.mtls_mode_for("orders", 8080); // STRICT|PERMISSIVE|DISABLE|UNSET
+//! // Config-only risks, by cause id of rootcauses.md, each with file:line:
+//! for f in config.findings() { let _ = (f.id, f.at, &f.summary, &f.evidence); }
+//! // Counters (absent = not instantiated, not zero):
+//! let pre_cx_timeouts = config.stat_total("downstream_pre_cx_timeout");
+//! # let _ = (version, mode, at, pre_cx_timeouts);
+//! ```
+//! File names for a [`Location`] come from [`ConfigSet::file_name`] (the input's display name).
 
 mod effective;
 mod envoy;

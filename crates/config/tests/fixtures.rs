@@ -201,3 +201,30 @@ fn one_risk_per_object_on_istio_1_12() {
     assert!(set.problems().is_empty(), "{:?}", set.problems());
     insta::assert_json_snapshot!(Report::new(&set));
 }
+
+#[test]
+fn yaml_1_1_spellings_and_string_ports_read_as_kubernetes_does() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: data}\nspec:\n  selector: {app: db}\n  ports:\n  - {name: mysql-main, port: \"3306\", targetPort: \"3306\"}\n  - name: 0755\n    port: 8080\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: backup, namespace: data}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        metadata:\n          annotations:\n            sidecar.istio.io/inject: no\n        spec:\n          containers: [{name: backup, image: 'mysql:8'}]\n---\nkind: PeerAuthentication\nmetadata: {name: default, namespace: data}\nspec: {mtls: {mode: strict}}\n";
+    let mut set = ConfigSet::new();
+    set.add_bytes(
+        0,
+        "mixed.yaml",
+        meshdoctor_input::ContentKind::Yaml,
+        text.as_bytes(),
+    );
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    let rows = set.effective();
+    assert_eq!((rows[0].port, rows[0].target_port), (3306, Some(3306)));
+    assert_eq!(rows[0].protocol, meshdoctor_config::Protocol::Mysql);
+    // `0755` stays text (a name), so the port is sniffed rather than misread as a number.
+    assert_eq!(rows[1].port_name.as_deref(), Some("0755"));
+    assert_eq!(rows[1].protocol, meshdoctor_config::Protocol::Auto);
+    assert_eq!(rows[0].mtls_mode, MtlsMode::Strict);
+    let findings = set.findings();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.id == "mtls-strict-plaintext-client" && f.at.line == 20),
+        "{findings:#?}"
+    );
+}
