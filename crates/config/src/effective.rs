@@ -1003,7 +1003,7 @@ fn workload_findings(set: &ConfigSet, out: &mut Vec<Finding>) {
         if w.is_istiod() {
             continue;
         }
-        let injected = w.proxy().is_some();
+        let injected = set.has_sidecar(w);
         if at_least_1_10 && injected {
             for c in w.containers.iter().filter(|c| c.name != "istio-proxy") {
                 let env = c.env.iter().filter(|(k, _)| {

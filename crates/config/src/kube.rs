@@ -68,7 +68,18 @@ pub(crate) fn read_object(doc: &Doc<'_>, node: &Node, out: &mut Collector) {
             read_other(doc, node, kind, out);
         }
         // Known and harmless: nothing in them bears on resets.
-        "Namespace" | "Endpoints" | "EndpointSlice" | "Secret" => out.count_kind(kind, true),
+        "Namespace" => {
+            out.count_kind(kind, true);
+            // Injection is decided per namespace unless a pod opts out.
+            let labels = string_map(node.at(&["metadata", "labels"]));
+            let injected = labels
+                .iter()
+                .any(|(k, v)| (k == "istio-injection" && v == "enabled") || k == "istio.io/rev");
+            if injected {
+                out.injected_namespaces.push(meta_name(node));
+            }
+        }
+        "Endpoints" | "EndpointSlice" | "Secret" => out.count_kind(kind, true),
         other => out.count_kind(other, false),
     }
 }
@@ -120,7 +131,7 @@ fn install_version_labels(doc: &Doc<'_>, node: &Node, out: &mut Collector) {
 // ---------------------------------------------------------------------------------------
 // Mesh config
 
-const MESH_KEYS: &[&str] = &[
+pub(crate) const MESH_KEYS: &[&str] = &[
     "protocolDetectionTimeout",
     "defaultConfig",
     "accessLogFile",
@@ -136,6 +147,12 @@ const MESH_KEYS: &[&str] = &[
     "ingressClass",
     "meshMTLS",
     "extensionProviders",
+    "discoverySelectors",
+    "enableTracing",
+    "localityLbSetting",
+    "trustDomainAliases",
+    "defaultDestinationRuleExportTo",
+    "inboundTrafficPolicy",
 ];
 
 fn read_kindless(doc: &Doc<'_>, node: &Node, out: &mut Collector) {

@@ -77,6 +77,7 @@ pub struct ConfigSet {
     pub(crate) stats: Vec<(FileId, Stat)>,
     pub(crate) problems: Vec<Problem>,
     pub(crate) kinds: BTreeMap<String, usize>,
+    pub(crate) injected_namespaces: Vec<String>,
     pub(crate) unknown_kinds: BTreeMap<String, usize>,
 }
 
@@ -137,7 +138,7 @@ fn read_all(input: &InputFile, check_head: bool) -> std::io::Result<Option<Vec<u
 fn log_may_be_dump(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
-    first == Some(&b'[')
+    let listing = first == Some(&b'[')
         && [
             &b"filterChains"[..],
             b"filter_chains",
@@ -145,7 +146,33 @@ fn log_may_be_dump(bytes: &[u8]) -> bool {
             b"connect_timeout",
         ]
         .iter()
-        .any(|m| head.windows(m.len()).any(|w| w == *m))
+        .any(|m| head.windows(m.len()).any(|w| w == *m));
+    listing || looks_like_bare_mesh(head)
+}
+
+/// `kubectl get cm istio -o jsonpath={.data.mesh}` output whose first key the sniffer does not
+/// know (`connectTimeout:`, `defaultProviders:`...): every meaningful line of the head is YAML
+/// and some top-level key is a mesh-config key.
+fn looks_like_bare_mesh(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let mut mesh_key = false;
+    for line in text.lines().take(200) {
+        let t = line.trim_end();
+        if t.is_empty() || t.trim_start().starts_with('#') {
+            continue;
+        }
+        let indented = t.starts_with([' ', '-']);
+        if !indented {
+            let Some((key, _)) = t.split_once(':') else {
+                return false;
+            };
+            if !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return false;
+            }
+            mesh_key |= kube::MESH_KEYS.contains(&key);
+        }
+    }
+    mesh_key
 }
 
 impl ConfigSet {
@@ -308,6 +335,30 @@ impl ConfigSet {
     #[must_use]
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// True when `workload` runs with a sidecar: an `istio-proxy` container, or injection
+    /// asked by annotation or namespace label (and not refused by the pod).
+    #[must_use]
+    pub fn has_sidecar(&self, workload: &Workload) -> bool {
+        if workload.proxy().is_some() {
+            return true;
+        }
+        match workload
+            .annotation("sidecar.istio.io/inject")
+            .map(|a| a.value.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("true") => true,
+            Some("false") => false,
+            _ => {
+                self.injected_namespaces.contains(&workload.namespace)
+                    || workload
+                        .labels
+                        .iter()
+                        .any(|(k, v)| k == "sidecar.istio.io/inject" && v == "true")
+            }
+        }
     }
 
     /// Objects read per known kind.

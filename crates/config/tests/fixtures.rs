@@ -228,3 +228,45 @@ fn yaml_1_1_spellings_and_string_ports_read_as_kubernetes_does() {
         "{findings:#?}"
     );
 }
+
+#[test]
+fn bare_mesh_with_an_unusual_first_key_is_read_but_logs_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = dir.path().join("mesh.txt");
+    std::fs::write(
+        &mesh,
+        "connectTimeout: 10s\ndefaultProviders:\n  metrics:\n  - prometheus\nprotocolDetectionTimeout: 100ms\n",
+    )
+    .unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2024-05-01T10:00:00Z level: info\nprotocolDetectionTimeout: 100ms\n",
+    )
+    .unwrap();
+    let (inputs, _) =
+        meshdoctor_input::discover(&[mesh, log], &meshdoctor_input::DiscoverOptions::default());
+    let set = load(&inputs);
+    let t = set.mesh().protocol_detection_timeout.as_ref().unwrap();
+    assert_eq!((t.value.as_millis(), t.at.file, t.at.line), (100, 0, 5));
+    assert_eq!(set.problems().len(), 0);
+}
+
+#[test]
+fn namespace_injection_counts_as_a_sidecar() {
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n  labels:\n    istio-injection: enabled\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: site, namespace: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: site\n        image: registry.example.com/site:1\n        args: [\"--listen\", \"127.0.0.1:8080\"]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: istiod, namespace: istio-system}\nspec:\n  template:\n    spec:\n      containers: [{name: discovery, image: \"docker.io/istio/pilot:1.20.3\"}]\n";
+    let mut set = ConfigSet::new();
+    set.add_bytes(
+        0,
+        "web.yaml",
+        meshdoctor_input::ContentKind::Yaml,
+        text.as_bytes(),
+    );
+    assert!(set.has_sidecar(&set.workloads()[0]));
+    let findings = set.findings();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        (findings[0].id, findings[0].at.line),
+        ("app-binds-localhost", 17)
+    );
+}
