@@ -1004,7 +1004,11 @@ fn workload_findings(set: &ConfigSet, out: &mut Vec<Finding>) {
             continue;
         }
         let injected = set.has_sidecar(w);
-        if at_least_1_10 && injected {
+        let localhost_fixed = set
+            .others
+            .iter()
+            .any(|o| o.kind == "Sidecar" && o.namespace == w.namespace && o.localhost_ingress);
+        if at_least_1_10 && injected && !localhost_fixed {
             for c in w.containers.iter().filter(|c| c.name != "istio-proxy") {
                 let env = c.env.iter().filter(|(k, _)| {
                     let k = k.to_ascii_uppercase();

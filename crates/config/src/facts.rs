@@ -301,6 +301,9 @@ pub struct OtherResource {
     pub outbound_traffic_policy: Option<Sourced<String>>,
     /// AuthorizationPolicy `action` (ALLOW when absent).
     pub action: Option<Sourced<String>>,
+    /// Sidecar `ingress[].defaultEndpoint` pointing at localhost (the fix for apps bound
+    /// to 127.0.0.1 since Istio 1.10).
+    pub localhost_ingress: bool,
 }
 
 /// Where an Istio version was seen.

@@ -614,5 +614,12 @@ fn read_other(doc: &Doc<'_>, node: &Node, kind: &str, out: &mut Collector) {
         action: spec
             .get("action")
             .and_then(|n| Some(Sourced::new(n.text()?, doc.at(n.line)))),
+        localhost_ingress: spec.field("ingress").items().iter().any(|i| {
+            i.field("defaultEndpoint").as_str().is_some_and(|e| {
+                e.starts_with("127.0.0.1:")
+                    || e.starts_with("localhost:")
+                    || e.starts_with("[::1]:")
+            })
+        }),
     });
 }
