@@ -68,6 +68,9 @@ pub struct RunArgs {
     /// How the client sidecar closes the app's connection after its upstream was reset.
     #[arg(long, value_enum, default_value = "rst")]
     pub app_close_after_reset: CloseKind,
+    /// Wrap every log line as a log pipeline does (kubectl --timestamps, CRI node files).
+    #[arg(long, value_enum, default_value = "none")]
+    pub wrap: crate::Wrapper,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +116,7 @@ pub fn execute(args: &Args) -> anyhow::Result<String> {
             cfg.mtls = r.mtls;
             cfg.reject_close = r.reject_close;
             cfg.downstream_close_after_reset = r.app_close_after_reset;
+            cfg.wrapper = r.wrap;
             let summary = crate::run_blocking(cfg)?;
             if r.json {
                 let mut v = serde_json::to_value(&summary)?;

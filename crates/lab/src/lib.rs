@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use app::DelayDist;
-pub use logs::{AccessFormat, EnvoyLayout};
+pub use logs::{AccessFormat, EnvoyLayout, Wrapper};
 pub use mesh::{CloseKind, Fallback, MtlsMode, StrictReject};
 
 /// The scenarios the lab can run.
@@ -143,6 +143,8 @@ pub struct LabConfig {
     pub delay: Option<DelayDist>,
     /// Hard limit on the run's duration.
     pub overall_timeout: Duration,
+    /// Wrapper the log pipeline adds to every line.
+    pub wrapper: Wrapper,
 }
 
 impl LabConfig {
@@ -163,6 +165,7 @@ impl LabConfig {
             downstream_close_after_reset: CloseKind::Rst,
             delay: None,
             overall_timeout: Duration::from_secs(20),
+            wrapper: Wrapper::None,
         }
     }
 }

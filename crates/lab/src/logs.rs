@@ -29,6 +29,8 @@ pub enum AccessFormat {
     Istio16,
     /// 1.9+: `%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS%` after the flags.
     Istio19,
+    /// `accessLogEncoding: JSON` with the 1.9+ keys (formats.md §3.2).
+    Json,
 }
 
 /// Wall-clock time in UTC, formatted the way each log family writes it.
@@ -49,8 +51,21 @@ pub fn ts_millis(t: jiff::Timestamp) -> String {
 /// One container's log, kept in memory until the run ends.
 #[derive(Clone, Default)]
 pub struct Sink {
-    lines: Arc<Mutex<Vec<String>>>,
+    lines: Arc<Mutex<Vec<(jiff::Timestamp, String)>>>,
     discard: bool,
+}
+
+/// What the log pipeline wraps around each container line (formats.md §1.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wrapper {
+    /// The bare container line.
+    #[default]
+    None,
+    /// `kubectl logs --timestamps`: `RFC3339Nano(9 digits)Z <line>`.
+    Kubectl,
+    /// CRI node log file: `<RFC3339Nano> stdout F <line>`.
+    Cri,
 }
 
 impl Sink {
@@ -70,7 +85,7 @@ impl Sink {
         if let Ok(mut l) = self.lines.lock() {
             // Bounded: the lab's request counts are capped, but guard against a runaway anyway.
             if l.len() < 2_000_000 {
-                l.push(line);
+                l.push((now(), line));
             }
         }
     }
@@ -82,16 +97,37 @@ impl Sink {
 
     /// Copy of the lines so far.
     pub fn snapshot(&self) -> Vec<String> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.lines
+            .lock()
+            .map(|l| l.iter().map(|(_, s)| s.clone()).collect())
+            .unwrap_or_default()
     }
 
-    /// Write all lines to `path`, creating parent directories.
-    pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
+    /// Write all lines to `path`, creating parent directories, wrapped as a log pipeline would.
+    pub fn write_to(&self, path: &Path, wrapper: Wrapper) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
         let mut text = String::new();
-        for line in self.snapshot() {
+        for (t, line) in lines {
+            // The runtime stamps a line a little after the process wrote it.
+            let seen = t
+                .checked_add(jiff::SignedDuration::from_micros(41))
+                .unwrap_or(t);
+            match wrapper {
+                Wrapper::None => {}
+                Wrapper::Kubectl => {
+                    text.push_str(&seen.strftime("%Y-%m-%dT%H:%M:%S%.9fZ ").to_string());
+                }
+                Wrapper::Cri => {
+                    let stamp = seen.strftime("%Y-%m-%dT%H:%M:%S%.9f").to_string();
+                    // Go's RFC3339Nano drops trailing zeros of the fraction.
+                    let stamp = stamp.trim_end_matches('0').trim_end_matches('.');
+                    text.push_str(stamp);
+                    text.push_str("Z stdout F ");
+                }
+            }
             text.push_str(&line);
             text.push('\n');
         }
@@ -473,13 +509,16 @@ fn dash(s: &str) -> &str {
 impl AccessRow {
     /// Render in the given format (formats.md §3.1).
     pub fn format(&self, f: AccessFormat) -> String {
+        if f == AccessFormat::Json {
+            return self.json();
+        }
         let req = match &self.request {
             Some((m, p)) => format!("{m} {p} HTTP/1.1"),
             None => "- - -".to_string(),
         };
         let mid = match f {
             AccessFormat::Istio16 => "\"-\"".to_string(),
-            AccessFormat::Istio19 => format!("{} -", dash(&self.details)),
+            AccessFormat::Istio19 | AccessFormat::Json => format!("{} -", dash(&self.details)),
         };
         let ust = self
             .upstream_service_time
@@ -507,6 +546,66 @@ impl AccessRow {
             dash(&self.sni),
             dash(&self.route),
         )
+    }
+}
+
+impl AccessRow {
+    /// Envoy's JSON formatter: numbers for numeric operators, `null` for missing values.
+    fn json(&self) -> String {
+        use serde_json::Value;
+        let opt = |s: &str| {
+            if s.is_empty() {
+                Value::Null
+            } else {
+                Value::from(s)
+            }
+        };
+        let (method, path, protocol) = match &self.request {
+            Some((m, p)) => (
+                Value::from(m.as_str()),
+                Value::from(p.as_str()),
+                Value::from("HTTP/1.1"),
+            ),
+            None => (Value::Null, Value::Null, Value::Null),
+        };
+        let mut o = serde_json::Map::new();
+        o.insert("authority".into(), opt(&self.authority));
+        o.insert("bytes_received".into(), self.bytes_received.into());
+        o.insert("bytes_sent".into(), self.bytes_sent.into());
+        o.insert("connection_termination_details".into(), Value::Null);
+        o.insert(
+            "downstream_local_address".into(),
+            opt(&self.downstream_local),
+        );
+        o.insert(
+            "downstream_remote_address".into(),
+            opt(&self.downstream_remote),
+        );
+        o.insert("duration".into(), self.duration_ms.into());
+        o.insert("method".into(), method);
+        o.insert("path".into(), path);
+        o.insert("protocol".into(), protocol);
+        o.insert("request_id".into(), opt(&self.request_id));
+        o.insert("requested_server_name".into(), opt(&self.sni));
+        o.insert("response_code".into(), self.code.into());
+        o.insert("response_code_details".into(), opt(&self.details));
+        o.insert("response_flags".into(), Value::from(dash(self.flags)));
+        o.insert("route_name".into(), opt(&self.route));
+        o.insert("start_time".into(), Value::from(ts_millis(self.start)));
+        o.insert("upstream_cluster".into(), opt(&self.cluster));
+        o.insert("upstream_host".into(), opt(&self.upstream_host));
+        o.insert("upstream_local_address".into(), opt(&self.upstream_local));
+        o.insert(
+            "upstream_service_time".into(),
+            self.upstream_service_time.map_or(Value::Null, Value::from),
+        );
+        o.insert(
+            "upstream_transport_failure_reason".into(),
+            opt(&self.transport_failure),
+        );
+        o.insert("user_agent".into(), opt(&self.user_agent));
+        o.insert("x_forwarded_for".into(), Value::Null);
+        Value::Object(o).to_string()
     }
 }
 
@@ -557,6 +656,16 @@ mod tests {
         r.route = "default".into();
         let s = r.format(AccessFormat::Istio19);
         assert!(s.contains("\"GET /api/orders/1 HTTP/1.1\" 503 UC upstream_reset_before_response_started{connection_termination} - \"-\" 151 0 2 -"), "{s}");
+    }
+
+    #[test]
+    fn json_row_keys_and_types() {
+        let v: serde_json::Value = serde_json::from_str(&row().format(AccessFormat::Json)).unwrap();
+        assert_eq!(v["upstream_cluster"], "PassthroughCluster");
+        assert_eq!(v["response_code"], 0);
+        assert_eq!(v["bytes_received"], 151);
+        assert!(v["requested_server_name"].is_null());
+        assert_eq!(v["start_time"], "2020-10-23T00:26:14.000Z");
     }
 
     #[test]

@@ -58,13 +58,13 @@ pub(crate) fn write_all(
     for p in pods {
         let rel = format!("{NAMESPACE}/{}/{}.log", p.pod, p.app);
         p.app_sink
-            .write_to(&out.join(&rel))
+            .write_to(&out.join(&rel), cfg.wrapper)
             .with_context(|| rel.clone())?;
         files.push(rel);
         if let Some(proxy) = &p.proxy_sink {
             let rel = format!("{NAMESPACE}/{}/istio-proxy.log", p.pod);
             proxy
-                .write_to(&out.join(&rel))
+                .write_to(&out.join(&rel), cfg.wrapper)
                 .with_context(|| rel.clone())?;
             files.push(rel);
         }
@@ -73,8 +73,13 @@ pub(crate) fn write_all(
     let cfgdir = out.join("config");
     std::fs::create_dir_all(&cfgdir)?;
     let mesh = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\n  labels:\n    app: istio\n    release: istio\n    istio.io/rev: default\ndata:\n  mesh: |-\n    accessLogEncoding: TEXT\n    accessLogFile: /dev/stdout\n    accessLogFormat: \"\"\n    defaultConfig:\n      concurrency: 2\n      discoveryAddress: istiod.istio-system.svc:15012\n      drainDuration: 45s\n      parentShutdownDuration: 1m0s\n      proxyMetadata: {{}}\n      tracing:\n        zipkin:\n          address: zipkin.istio-system:9411\n    disableMixerHttpReports: true\n    enableAutoMtls: true\n    enablePrometheusMerge: true\n    outboundTrafficPolicy:\n      mode: ALLOW_ANY\n    protocolDetectionTimeout: {}\n    rootNamespace: istio-system\n    trustDomain: cluster.local\n  meshNetworks: 'networks: {{}}'\n",
-        duration_yaml(detection_timeout)
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\n  labels:\n    app: istio\n    release: istio\n    istio.io/rev: default\ndata:\n  mesh: |-\n    accessLogEncoding: {encoding}\n    accessLogFile: /dev/stdout\n    accessLogFormat: \"\"\n    defaultConfig:\n      concurrency: 2\n      discoveryAddress: istiod.istio-system.svc:15012\n      drainDuration: 45s\n      parentShutdownDuration: 1m0s\n      proxyMetadata: {{}}\n      tracing:\n        zipkin:\n          address: zipkin.istio-system:9411\n    disableMixerHttpReports: true\n    enableAutoMtls: true\n    enablePrometheusMerge: true\n    outboundTrafficPolicy:\n      mode: ALLOW_ANY\n    protocolDetectionTimeout: {}\n    rootNamespace: istio-system\n    trustDomain: cluster.local\n  meshNetworks: 'networks: {{}}'\n",
+        duration_yaml(detection_timeout),
+        encoding = if cfg.access_format == crate::AccessFormat::Json {
+            "JSON"
+        } else {
+            "TEXT"
+        },
     );
     std::fs::write(cfgdir.join("istio-configmap.yaml"), mesh)?;
     files.push("config/istio-configmap.yaml".into());
