@@ -186,13 +186,12 @@ fn is_location(token: &[u8]) -> bool {
         return false;
     };
     let (path, line) = (&token[..colon], &token[colon + 1..]);
+    // memchr rather than byte loops: paths are 40-100 bytes and this runs on every line.
     !line.is_empty()
         && line.iter().all(u8::is_ascii_digit)
-        && !path.is_empty()
-        && path.iter().any(|&c| c == b'/' || c == b'.')
-        && !path
-            .iter()
-            .any(|&c| c.is_ascii_whitespace() || c == b'[' || c == b']')
+        && path.first().is_some_and(|&c| c != b'[')
+        && memchr::memchr2(b'/', b'.', path).is_some()
+        && memchr::memchr3(b' ', b'\t', b']', path).is_none()
 }
 
 /// `[C123]` (with `letter` = `C`) or `[S456]`: the id and the bytes used.

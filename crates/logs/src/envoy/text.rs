@@ -59,10 +59,7 @@ fn envoy_line<'a>(
     let b = header.as_bytes();
     // Up to the next blank: tolerate logger names from builds with unusual extensions.
     let logger_end = logger_from
-        + b.get(logger_from..)
-            .unwrap_or_default()
-            .iter()
-            .position(|&c| is_blank(c))
+        + memchr::memchr2(b' ', b'\t', b.get(logger_from..).unwrap_or_default())
             .unwrap_or(b.len() - logger_from);
     let Some(time) = time else {
         return Err(SkipReason::BadTimestamp);
@@ -77,10 +74,7 @@ fn envoy_line<'a>(
     let mut message_from = skip_blanks(b, logger_end);
     if b.get(logger_end) != Some(&b'\t') {
         let token_end = message_from
-            + b.get(message_from..)
-                .unwrap_or_default()
-                .iter()
-                .position(|&c| is_blank(c))
+            + memchr::memchr2(b' ', b'\t', b.get(message_from..).unwrap_or_default())
                 .unwrap_or(b.len() - message_from);
         if let Some(token) = b.get(message_from..token_end)
             && is_location(token)
