@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Wrap every log line as a log pipeline does (kubectl --timestamps, CRI node files).
     #[arg(long, value_enum, default_value = "none")]
     pub wrap: crate::Wrapper,
+    /// Reuse keep-alive connections in service-a (the sniffing scenario defaults to a new
+    /// connection per request, so its rate is per connection).
+    #[arg(long)]
+    pub keep_alive: Option<bool>,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -117,6 +121,7 @@ pub fn execute(args: &Args) -> anyhow::Result<String> {
             cfg.reject_close = r.reject_close;
             cfg.downstream_close_after_reset = r.app_close_after_reset;
             cfg.wrapper = r.wrap;
+            cfg.keep_alive = r.keep_alive;
             let summary = crate::run_blocking(cfg)?;
             if r.json {
                 let mut v = serde_json::to_value(&summary)?;

@@ -145,6 +145,9 @@ pub struct LabConfig {
     pub overall_timeout: Duration,
     /// Wrapper the log pipeline adds to every line.
     pub wrapper: Wrapper,
+    /// Whether service-a reuses keep-alive connections (`None` = scenario default; the
+    /// sniffing scenario opens one connection per request so the rate is per connection).
+    pub keep_alive: Option<bool>,
 }
 
 impl LabConfig {
@@ -166,6 +169,7 @@ impl LabConfig {
             delay: None,
             overall_timeout: Duration::from_secs(20),
             wrapper: Wrapper::None,
+            keep_alive: None,
         }
     }
 }
@@ -194,7 +198,8 @@ pub struct LabSummary {
     pub failures: usize,
     /// failures / requests.
     pub failure_rate: f64,
-    /// P(failure) predicted from the delay distribution, where the scenario has one.
+    /// P(failure) per request predicted from the delay distribution (times the share of
+    /// requests that opened a connection), where the scenario has one.
     pub expected_failure_rate: Option<f64>,
     /// Effective outbound detection timeout in ms (0 = disabled).
     pub protocol_detection_timeout_ms: u64,

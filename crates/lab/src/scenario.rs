@@ -278,7 +278,7 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
                 ClientPlan {
                     requests: cfg.requests.unwrap_or(200),
                     delay,
-                    reuse: false,
+                    reuse: cfg.keep_alive.unwrap_or(false),
                     ..base.clone()
                 },
                 pod_a.app_sink.clone(),
@@ -399,7 +399,14 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
         } else {
             failures as f64 / requests as f64
         },
-        expected_failure_rate: expected,
+        // Sniffing happens per new connection: with keep-alive only new connections are exposed.
+        expected_failure_rate: expected.map(|p| {
+            if requests == 0 {
+                p
+            } else {
+                p * new_connections as f64 / requests as f64
+            }
+        }),
         protocol_detection_timeout_ms: detection_timeout.map_or(0, |d| d.as_millis() as u64),
         fallback: cfg.fallback,
         mtls: cfg.mtls,
