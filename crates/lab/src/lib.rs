@@ -14,7 +14,12 @@
 //! * `truth.json`: the scenario, its cause id (rootcauses.md), request and failure counts, and
 //!   what each request saw.
 //!
-//! Java mapping of OS errors in app logs: see [`app`]. The optional netns/iptables mode is not
+//! Java mapping of OS errors in app logs: see [`app`]. How the client sidecar closes the app's
+//! connection after the server sidecar reset its upstream is a setting
+//! ([`LabConfig::downstream_close_after_reset`]): `rst` (default) gives the app
+//! `Connection reset`, as the founding incident's Java client reported; `fin` gives
+//! `Unexpected end of file from server`, which is what a 2020 Envoy's plain close most likely
+//! produced (dataplane.md §4.1 leaves this open). The optional netns/iptables mode is not
 //! implemented: the client sidecar binds one outbound listener per service instead (dataplane.md
 //! §5.2, "rootless"). This crate must not parse logs (that is the doctor's job) and must not
 //! reach anything but loopback.

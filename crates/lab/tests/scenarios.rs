@@ -435,3 +435,21 @@ fn permissive_accepts_the_plaintext_client() {
     let pa = std::fs::read_to_string(out.path().join("config/peerauthentication.yaml")).unwrap();
     assert!(pa.contains("mode: PERMISSIVE"));
 }
+
+#[test]
+fn sniffing_with_fin_toward_the_app_gives_unexpected_eof() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = LabConfig::new(Scenario::SniffingTimeout, out.path());
+    cfg.downstream_close_after_reset = CloseKind::Fin;
+    cfg.requests = Some(60);
+    cfg.seed = 3;
+    let s = run(cfg);
+    assert!(s.failures > 0);
+    for o in s.outcomes.iter().filter(|o| o.failed) {
+        assert_eq!(o.error_class.as_deref(), Some("eof"), "{o:?}");
+        assert_eq!(
+            o.java_error.as_deref(),
+            Some("java.net.SocketException: Unexpected end of file from server")
+        );
+    }
+}
