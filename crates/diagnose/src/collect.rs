@@ -505,8 +505,18 @@ impl Collector {
         };
         let instance = Self::instance_key(ctx, event);
         self.note_instance(ctx, event, instance);
-        if let Some(w) = self.workload_of(ctx.file, instance).map(str::to_string) {
-            *self.envoy_debug_by_workload.entry(w).or_default() += 1;
+        // No allocation per line: the workload string exists once per proxy instance.
+        if let Some(w) = self
+            .instances
+            .get(&(ctx.file, instance))
+            .and_then(|i| i.workload.as_deref())
+        {
+            match self.envoy_debug_by_workload.get_mut(w) {
+                Some(n) => *n += 1,
+                None => {
+                    self.envoy_debug_by_workload.insert(w.to_string(), 1);
+                }
+            }
         }
         self.push_step(Step {
             file: ctx.file,
