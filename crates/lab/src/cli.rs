@@ -318,6 +318,7 @@ mod tests {
                 example_os_error: Some("Connection reset by peer (os error 104)".into()),
             }],
             duration_ms: 1800,
+            started_at: "2020-10-23T00:26:00Z".into(),
             istio_version: "1.6.8".into(),
             files: vec!["truth.json".into(); 11],
             outcomes: Vec::new(),

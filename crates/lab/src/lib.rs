@@ -222,6 +222,8 @@ pub struct LabSummary {
     pub failures_by_class: Vec<ClassCount>,
     /// Wall time of the run.
     pub duration_ms: u64,
+    /// When the run (and every pod and container) started, RFC 3339 UTC.
+    pub started_at: String,
     /// Istio version the logs imitate.
     pub istio_version: String,
     /// Files written, relative to the output directory.

@@ -117,10 +117,27 @@ pub(crate) fn write_all(
         let hold = "false";
         let _ = write!(
             deps,
-            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {NAMESPACE}\n  labels:\n    app: {app}\n  annotations:\n    sidecar.istio.io/inject: \"{injected}\"\n{extra}spec:\n  containers:\n  - name: {app}\n    image: registry.example.invalid/{app}:1.4.2\n    ports:\n    - containerPort: 8080\n{proxy}status:\n  podIP: {ip}\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {NAMESPACE}\n  labels:\n    app: {app}\n  annotations:\n    sidecar.istio.io/inject: \"{injected}\"\n{extra}spec:\n  containers:\n  - name: {app}\n    image: registry.example.invalid/{app}:1.4.2\n    ports:\n    - containerPort: 8080\n{proxy}status:\n  phase: Running\n  podIP: {ip}\n  startTime: \"{start}\"\n  containerStatuses:\n{statuses}",
             pod = p.pod,
             app = p.app,
             ip = p.ip,
+            start = summary.started_at,
+            statuses = {
+                let mut st = String::new();
+                let names: Vec<&str> = if injected {
+                    vec![p.app.as_str(), "istio-proxy"]
+                } else {
+                    vec![p.app.as_str()]
+                };
+                for n in names {
+                    let _ = write!(
+                        st,
+                        "  - name: {n}\n    ready: true\n    restartCount: 0\n    started: true\n    state:\n      running:\n        startedAt: \"{}\"\n",
+                        summary.started_at
+                    );
+                }
+                st
+            },
             extra = if injected {
                 format!(
                     "    sidecar.istio.io/status: '{{\"version\":\"{version}\",\"initContainers\":[\"istio-init\"],\"containers\":[\"istio-proxy\"]}}'\n    proxy.istio.io/config: '{{\"holdApplicationUntilProxyStarts\": {hold}}}'\n"

@@ -65,6 +65,9 @@ async fn bind(ip: IpAddr) -> anyhow::Result<TcpListener> {
 
 pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
     let started = Instant::now();
+    let started_at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let deadline = started + cfg.overall_timeout;
     let sc = cfg.scenario;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -415,6 +418,7 @@ pub(crate) async fn run(cfg: LabConfig) -> anyhow::Result<LabSummary> {
         connections_delayed_past_timeout: delayed,
         failures_by_class: by_class,
         duration_ms: started.elapsed().as_millis() as u64,
+        started_at,
         istio_version: istio_version(cfg.envoy_layout).into(),
         files: Vec::new(),
         outcomes,
