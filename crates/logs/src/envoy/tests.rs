@@ -864,7 +864,171 @@ fn interesting_char() -> impl Strategy<Value = char> {
     ]
 }
 
+/// The id prefix forms of formats.md §1.5, as written by Envoy.
+fn id_prefix(form: u8, conn: u64, stream: u64) -> (String, Option<u64>, Option<u64>) {
+    match form {
+        0 => (String::new(), None, None),
+        1 => (format!("[C{conn}] "), Some(conn), None),
+        2 => (format!("[C{conn}][S{stream}] "), Some(conn), Some(stream)),
+        3 => (
+            format!("[Tags: \"ConnectionId\":\"{conn}\"] "),
+            Some(conn),
+            None,
+        ),
+        _ => (
+            format!("[Tags: \"ConnectionId\":\"{conn}\",\"StreamId\":\"{stream}\"] "),
+            Some(conn),
+            Some(stream),
+        ),
+    }
+}
+
+/// Write one Envoy line in `layout` (0..=6) from its parts; returns the line, the layout
+/// the parser should report and whether a location and thread are carried.
+#[allow(clippy::too_many_arguments)]
+fn write_envoy_line(
+    layout: u8,
+    time: jiff::Timestamp,
+    level: &str,
+    logger: &str,
+    location: &str,
+    thread: u32,
+    prefix: &str,
+    message: &str,
+) -> (String, EnvoyLayout, bool, bool) {
+    let millis = time.strftime("%Y-%m-%d %H:%M:%S%.3f");
+    let micros = time.strftime("%Y-%m-%dT%H:%M:%S%.6fZ");
+    match layout {
+        0 => (
+            format!("[{millis}][{thread}][{level}][{logger}] [{location}] {prefix}{message}"),
+            EnvoyLayout::Bracketed,
+            true,
+            true,
+        ),
+        1 => (
+            format!("[Envoy (Epoch 3)] [{millis}][{thread}][{level}][{logger}] {prefix}{message}"),
+            EnvoyLayout::Bracketed,
+            false,
+            true,
+        ),
+        2 => (
+            format!("{micros}\t{level}\tenvoy {logger}\t[{location}] {prefix}{message}"),
+            EnvoyLayout::IstioTab,
+            true,
+            false,
+        ),
+        3 => (
+            format!("{micros}\t{level}\tenvoy {logger}\t{prefix}{message}"),
+            EnvoyLayout::IstioTab,
+            false,
+            false,
+        ),
+        4 => (
+            format!(
+                "{micros}\t{level}\tenvoy {logger} {location}\t{prefix}{message}\tthread={thread}"
+            ),
+            EnvoyLayout::IstioTabWithCaller,
+            true,
+            true,
+        ),
+        5 => (
+            serde_json::json!({
+                "level": level,
+                "time": micros.to_string(),
+                "scope": format!("envoy {logger}"),
+                "msg": format!("{prefix}{message}"),
+                "caller": location,
+                "thread": thread,
+            })
+            .to_string(),
+            EnvoyLayout::Json,
+            true,
+            true,
+        ),
+        _ => (
+            serde_json::json!({
+                "thread": thread.to_string(),
+                "msg": format!("{prefix}{message}"),
+                "scope": format!("envoy {logger}"),
+                "time": micros.to_string(),
+                "level": level,
+            })
+            .to_string(),
+            EnvoyLayout::Json,
+            false,
+            true,
+        ),
+    }
+}
+
 proptest! {
+    #[test]
+    fn constructed_envoy_lines_read_back(
+        layout in 0u8..7,
+        seconds in 946_684_800i64..4_102_444_800,
+        micros in 0i32..1_000_000,
+        level in prop::sample::select(vec!["trace", "debug", "info", "warning", "error", "critical"]),
+        logger in "[a-z][a-z0-9_]{0,14}",
+        location in "[a-z]{1,8}(/[a-z_]{1,12}){1,5}\\.cc:[1-9][0-9]{0,4}",
+        thread in any::<u32>(),
+        form in 0u8..5,
+        conn in any::<u64>(),
+        stream in any::<u64>(),
+        message in "[A-Za-z0-9][A-Za-z0-9 :,._/|()'-]{0,60}[A-Za-z0-9)]",
+    ) {
+        let time = jiff::Timestamp::new(seconds, micros * 1000).unwrap();
+        let (prefix, want_conn, want_stream) = id_prefix(form, conn, stream);
+        let (line, want_layout, has_location, has_thread) =
+            write_envoy_line(layout, time, level, &logger, &location, thread, &prefix, &message);
+        let (parsed_time, parsed) = envoy(&line);
+        // Bracketed lines keep milliseconds only.
+        let want_time = if want_layout == EnvoyLayout::Bracketed {
+            jiff::Timestamp::new(seconds, micros / 1000 * 1_000_000).unwrap()
+        } else {
+            time
+        };
+        prop_assert_eq!(parsed_time, Some(want_time.to_string()));
+        prop_assert_eq!(parsed.layout, want_layout);
+        prop_assert_eq!(Some(parsed.level), Severity::parse(level));
+        prop_assert_eq!(&parsed.logger, &logger);
+        prop_assert_eq!(parsed.source_location.as_deref(), has_location.then_some(location.as_str()));
+        prop_assert_eq!(parsed.thread, has_thread.then_some(thread));
+        prop_assert_eq!(parsed.connection_id, want_conn);
+        prop_assert_eq!(parsed.stream_id, want_stream);
+        prop_assert_eq!(&parsed.message, &message);
+    }
+
+    #[test]
+    fn constructed_agent_lines_read_back(
+        seconds in 946_684_800i64..4_102_444_800,
+        micros in 0i32..1_000_000,
+        level in prop::sample::select(vec![("debug", Severity::Debug), ("info", Severity::Info), ("warn", Severity::Warn), ("error", Severity::Error), ("fatal", Severity::Critical)]),
+        scope in proptest::option::of("[a-z][a-z0-9_]{0,11}"),
+        message in "[A-Z][A-Za-z0-9 :,._/()'=-]{0,60}[A-Za-z0-9)]",
+        json in any::<bool>(),
+    ) {
+        let time = jiff::Timestamp::new(seconds, micros * 1000).unwrap();
+        let stamp = time.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let line = if json {
+            let mut object = serde_json::json!({"level": level.0, "time": stamp, "msg": message});
+            if let Some(scope) = &scope {
+                object["scope"] = serde_json::Value::from(scope.as_str());
+            }
+            object.to_string()
+        } else {
+            match &scope {
+                Some(scope) => format!("{stamp}\t{}\t{scope}\t{message}", level.0),
+                None => format!("{stamp}\t{}\t{message}", level.0),
+            }
+        };
+        let (parsed_time, parsed) = agent(&line);
+        prop_assert_eq!(parsed_time, Some(time.to_string()));
+        prop_assert_eq!(parsed.proxy, AgentKind::IstioAgent);
+        prop_assert_eq!(parsed.level, level.1);
+        prop_assert_eq!(parsed.scope.as_deref(), scope.as_deref());
+        prop_assert_eq!(&parsed.message, &message);
+    }
+
     #[test]
     fn never_panics_on_arbitrary_text(s in "\\PC{0,200}") {
         let _ = parse_text(&s);
