@@ -1199,3 +1199,234 @@ impl Ctx<'_> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::AppErr;
+    use crate::journey::Step;
+    use crate::rules::parse_rule;
+
+    fn step(line: u64, ms: i64, conn: Option<u64>, kind: StepKind, detail: Option<&str>) -> Step {
+        Step {
+            file: 0,
+            line,
+            time: Some(ms * 1_000_000),
+            instance: 0,
+            thread: None,
+            conn,
+            stream: None,
+            kind,
+            detail: detail.map(Into::into),
+        }
+    }
+
+    fn analysis(steps: Vec<Step>, app: Vec<AppErr>) -> Analysis {
+        let mut c = Collector::new(Arc::new(Patterns::default()));
+        c.steps = steps;
+        c.app_errors = app;
+        c.instances.insert(
+            (0, 0),
+            crate::collect::InstanceInfo {
+                workload: Some("server".into()),
+                ..Default::default()
+            },
+        );
+        let journeys = assemble(&c.steps);
+        Analysis {
+            collector: c,
+            journeys,
+            coverage: Vec::new(),
+            file_names: [(0, "proxy.log".to_string())].into_iter().collect(),
+            inputs: Vec::new(),
+        }
+    }
+
+    fn rule(id: &str, items: &str) -> Rule {
+        let text = format!(
+            "id = \"{id}\"\ntitle = \"t\"\nsummary = \"s {{server}}\"\nmechanism = \"m\"\nfix = [\"f {{server}} {{client}}\"]\nverify = [\"v\"]\n{items}"
+        );
+        parse_rule("test", &text).expect("valid test rule")
+    }
+
+    fn item(signal: &str, weight: f64, anchor: bool, extra: &str) -> String {
+        format!(
+            "[[evidence]]\nsignal = \"{signal}\"\nweight = {weight}\nanchor = {anchor}\nmeans = \"{signal}\"\n{extra}\n"
+        )
+    }
+
+    fn sniff_steps() -> Vec<Step> {
+        vec![
+            step(1, 0, None, StepKind::ListenerFilterTimeout, None),
+            step(2, 0, None, StepKind::ListenerFilterFallback, None),
+            step(3, 0, Some(1), StepKind::Accepted, None),
+            step(
+                4,
+                1,
+                Some(1),
+                StepKind::TcpProxy,
+                Some("PassthroughCluster"),
+            ),
+            step(5, 2, Some(9), StepKind::Accepted, None),
+            step(6, 3, Some(9), StepKind::TlsError, Some("HTTP_REQUEST")),
+        ]
+    }
+
+    #[test]
+    fn noisy_or_with_negative_evidence() {
+        let a = analysis(sniff_steps(), Vec::new());
+        let pos = rule(
+            "pos",
+            &(item(
+                "journey.listener_filter_timeout",
+                0.5,
+                true,
+                "side = \"server\"",
+            ) + &item("journey.passthrough_after_timeout", 0.5, false, "")),
+        );
+        let neg = rule(
+            "neg",
+            &(item("journey.listener_filter_timeout", 0.5, true, "")
+                + &item("journey.passthrough_after_timeout", 0.5, false, "")
+                + &item("journey.tls_error:HTTP_REQUEST", -0.5, false, "")),
+        );
+        let unanchored = rule(
+            "unanchored",
+            &(item("journey.no_filter_chain", 0.9, true, "")
+                + &item("journey.listener_filter_timeout", 0.5, false, "")),
+        );
+        let set = RuleSet {
+            rules: vec![pos, neg, unanchored],
+        };
+        let d = evaluate(&a, &set);
+        let conf: Vec<(&str, f64)> = d
+            .findings
+            .iter()
+            .map(|f| (f.cause.as_str(), f.confidence))
+            .collect();
+        assert_eq!(conf, vec![("pos", 0.75), ("neg", 0.38)]);
+        assert_eq!(d.verdict, "pos");
+        assert!(
+            d.findings[1]
+                .ruled_out
+                .as_deref()
+                .is_some_and(|r| r.contains("speaks against"))
+        );
+        assert_eq!(d.findings[0].fix, vec!["f server <client>".to_string()]);
+    }
+
+    #[test]
+    fn close_candidates_are_inconclusive_with_collect_list() {
+        let a = analysis(sniff_steps(), Vec::new());
+        let one = rule(
+            "one",
+            &(item("journey.listener_filter_timeout", 0.7, true, "")
+                + &item(
+                    "journey.no_filter_chain",
+                    0.3,
+                    false,
+                    "collect = \"get the server log\"",
+                )),
+        );
+        let two = rule("two", &item("journey.tls_error", 0.65, true, ""));
+        let d = evaluate(
+            &a,
+            &RuleSet {
+                rules: vec![one, two],
+            },
+        );
+        assert_eq!(d.verdict, "inconclusive");
+        assert!(
+            d.missing_evidence
+                .contains(&"get the server log".to_string())
+        );
+        assert!(
+            d.findings[0]
+                .ruled_out
+                .as_deref()
+                .is_some_and(|r| r.contains("runner-up"))
+        );
+    }
+
+    #[test]
+    fn version_conditions_gate_evidence() {
+        let mut a = analysis(sniff_steps(), Vec::new());
+        a.collector
+            .versions
+            .add("layout", VersionRange::parse(">=1.17").expect("range"));
+        let r = rule(
+            "old-only",
+            &(item(
+                "journey.listener_filter_timeout",
+                0.7,
+                true,
+                "istio = \"<=1.7\"",
+            ) + &item("journey.tls_error", 0.3, true, "")),
+        );
+        let d = evaluate(&a, &RuleSet { rules: vec![r] });
+        let f = &d.findings[0];
+        assert_eq!(f.confidence, 0.3);
+        assert!(
+            f.items[0]
+                .not_counted
+                .as_deref()
+                .is_some_and(|n| n.contains("<=1.7"))
+        );
+    }
+
+    #[test]
+    fn app_resets_join_sidecar_failures_within_skew() {
+        let app = |line: u64, ms: i64| AppErr {
+            file: 1,
+            line,
+            time: Some(ms * 1_000_000),
+            workload: Some("client".into()),
+            class: ErrorClass::ConnectionReset,
+            peer: None,
+            ids: Vec::new(),
+        };
+        // TLS error at 3 ms; app resets at 1.5 s (inside 2 s) and 5 s (outside).
+        let a = analysis(sniff_steps(), vec![app(1, 1_500), app(2, 5_000)]);
+        let ctx = Ctx {
+            a: &a,
+            cache: BTreeMap::new(),
+            version: VersionRange::ANY,
+        };
+        let r = ctx.compute("correlate.app_reset_near_tls_error");
+        assert_eq!(r.count, 1);
+        assert_eq!(r.examples, vec![(1, 1)]);
+        assert!(r.workloads.contains("client"));
+        let all = ctx.compute("correlate.app_reset_near_failure");
+        assert_eq!(all.count, 1);
+        assert_eq!(
+            ctx.compute("app.resets").count,
+            0,
+            "app_classes not filled here"
+        );
+    }
+
+    #[test]
+    fn missing_sni_signal_needs_the_journey_shape() {
+        let mut steps = sniff_steps();
+        steps.push(step(7, 10, None, StepKind::Sni, Some("outbound_.80_._.b")));
+        steps.push(step(8, 10, Some(11), StepKind::Accepted, None));
+        steps.push(step(9, 11, Some(11), StepKind::HandshakeComplete, None));
+        let a = analysis(steps, Vec::new());
+        let ctx = Ctx {
+            a: &a,
+            cache: BTreeMap::new(),
+            version: VersionRange::ANY,
+        };
+        assert_eq!(
+            ctx.compute("journey.tls_error_http_request_without_sni")
+                .count,
+            1
+        );
+        assert_eq!(
+            ctx.compute("journey.tls_error_http_request_with_sni").count,
+            0
+        );
+        assert_eq!(ctx.compute("journey.sni_on_success").count, 1);
+        assert_eq!(ctx.compute("journey.passthrough_after_timeout").count, 1);
+    }
+}
