@@ -188,8 +188,16 @@ fn run_to_file(program: &Path, args: &[String], dest: &Path, limit: Duration) ->
     }
 }
 
-/// A YAML or JSON output that contains a Secret object.
+/// A resource listing (YAML, or the pod JSON) that contains a Secret object. Logs, stats and
+/// config dumps are not resource listings and are not read back (they can be large).
 fn holds_secret(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if !(name.ends_with(".yaml") || name.ends_with("pods.json")) {
+        return false;
+    }
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
@@ -416,6 +424,23 @@ mod tests {
         assert!(!safe_name("../etc"));
         assert!(!safe_name("a/b"));
         assert!(!safe_name(""));
+    }
+
+    #[test]
+    fn listings_with_a_secret_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("x.yaml");
+        std::fs::write(
+            &yaml,
+            "items:\n- apiVersion: v1\n  data: {password: c2VjcmV0}\n  kind: Secret\n",
+        )
+        .unwrap();
+        assert!(holds_secret(&yaml));
+        std::fs::write(&yaml, "items:\n- kind: ConfigMap\n  data: {kind: Secret}\n").unwrap();
+        assert!(!holds_secret(&yaml));
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "kind: Secret\n").unwrap();
+        assert!(!holds_secret(&log));
     }
 
     #[test]
