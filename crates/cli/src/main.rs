@@ -4,6 +4,7 @@
 //! what they return. Exit codes: 0 success (nothing found, or a report was printed),
 //! 1 a diagnosis named a cause (for `diagnose`), 2 usage or I/O errors.
 
+mod collect;
 mod compare;
 mod config;
 mod diagnose;
@@ -47,6 +48,11 @@ enum Command {
     Timeline(timeline::Args),
     /// Show the effective mesh settings per workload and port read from config files.
     Config(config::Args),
+    /// Gather a bundle (logs with timestamps, mesh config, resources, config dumps, stats)
+    /// from a cluster with kubectl, ready for `diagnose`. Secrets are never copied.
+    ///
+    /// Example: meshdoctor collect --namespace shop --out ./bundle
+    Collect(collect::Args),
     /// Run the lab: a real-socket miniature mesh that reproduces known causes.
     Lab(lab::Args),
 }
@@ -167,6 +173,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::run(&args),
         Command::Timeline(args) => timeline::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Collect(args) => collect::run(&args),
         Command::Lab(args) => lab::run(&args),
     };
     match result {
