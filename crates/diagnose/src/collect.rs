@@ -380,6 +380,9 @@ pub struct Collector {
     pub pattern_results: Vec<SignalResult>,
     /// Istio version hints.
     pub versions: VersionHints,
+    /// IPs known to have a sidecar: callers of inbound rows with an Istio SNI, and sources of
+    /// outbound rows.
+    pub meshed_peers: std::collections::BTreeSet<String>,
 }
 
 impl Collector {
@@ -411,6 +414,7 @@ impl Collector {
             agent: Vec::new(),
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
+            meshed_peers: std::collections::BTreeSet::new(),
         }
     }
 
@@ -615,6 +619,20 @@ impl Collector {
                 });
             }
         }
+        // A caller that presented Istio's SNI had a sidecar doing mTLS; the source of an
+        // outbound row is the pod of the sidecar that logged it.
+        if (direction == "outbound"
+            || a.requested_server_name
+                .as_deref()
+                .is_some_and(|s| s.starts_with("outbound_.")))
+            && self.meshed_peers.len() < 100_000
+            && let Some(remote) = a.downstream_remote_address.as_deref()
+        {
+            let ip = crate::journey::peer_ip(remote);
+            if !self.meshed_peers.contains(ip) {
+                self.meshed_peers.insert(ip.to_string());
+            }
+        }
         if a.is_tcp() && cluster == "PassthroughCluster" {
             self.access_tcp_passthrough.hit(wl, time, at);
         }
@@ -808,5 +826,11 @@ impl Sink for Collector {
             mine.merge(theirs);
         }
         self.versions.merge(later.versions);
+        for ip in later.meshed_peers {
+            if self.meshed_peers.len() >= 100_000 {
+                break;
+            }
+            self.meshed_peers.insert(ip);
+        }
     }
 }

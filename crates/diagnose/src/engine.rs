@@ -836,6 +836,26 @@ impl Names {
     }
 }
 
+/// A plaintext rejection (TLS `HTTP_REQUEST`, no filter chain, unparsable ClientHello) whose
+/// peer address is known: the step to cite and the peer.
+fn plaintext_rejection<'s>(
+    j: &crate::journey::Journey,
+    steps: &'s [crate::journey::Step],
+) -> Option<(&'s crate::journey::Step, &'s str)> {
+    let at = j.steps.iter().filter_map(|&i| steps.get(i)).find(|s| {
+        (s.kind == StepKind::TlsError && s.detail.as_deref() == Some("HTTP_REQUEST"))
+            || s.kind == StepKind::FilterChainNotFound
+            || s.kind == StepKind::ClientHelloFailed
+    })?;
+    let peer = match at.kind {
+        StepKind::FilterChainNotFound => at.detail.as_deref(),
+        _ => j
+            .first_of(steps, StepKind::Accepted)
+            .and_then(|s| s.detail.as_deref()),
+    }?;
+    Some((at, peer))
+}
+
 const RESET_FAMILY: [ErrorClass; 3] = [
     ErrorClass::ConnectionReset,
     ErrorClass::ClosedWithoutResponse,
@@ -1022,6 +1042,18 @@ impl Ctx<'_> {
                     Some((s.file, s.line, s.time))
                 })
             }
+            "journey.plaintext_from_unmeshed_peer" | "journey.plaintext_from_meshed_peer" => {
+                let meshed = self.meshed_peers();
+                let want_meshed = name == "journey.plaintext_from_meshed_peer";
+                if meshed.is_empty() {
+                    return SignalResult::default();
+                }
+                self.journey_signal(|j| {
+                    let (at, peer) = plaintext_rejection(j, steps)?;
+                    let known = meshed.contains(crate::journey::peer_ip(peer));
+                    (known == want_meshed).then_some((at.file, at.line, at.time))
+                })
+            }
             "journey.listener_filter_timeout" => {
                 self.step_signal(|k, _| k == StepKind::ListenerFilterTimeout)
             }
@@ -1189,6 +1221,34 @@ impl Ctx<'_> {
             "agent.oom" => self.agent_signal(AgentKindOfInterest::Oom),
             _ => SignalResult::default(),
         }
+    }
+
+    /// IPs known to have a sidecar: from access rows (Istio SNI, outbound sources) and from
+    /// journeys whose accept line names the peer and that carried SNI or went outbound.
+    fn meshed_peers(&self) -> BTreeSet<String> {
+        let steps = &self.a.collector.steps;
+        let mut set = self.a.collector.meshed_peers.clone();
+        for j in &self.a.journeys.journeys {
+            // SNI means the peer's sidecar did mTLS; an outbound journey (sniffing timeout,
+            // TCP proxy to an outbound or passthrough cluster) starts at a pod with a sidecar.
+            let outbound = j.has(steps, StepKind::ListenerFilterTimeout)
+                || j.steps.iter().filter_map(|&i| steps.get(i)).any(|s| {
+                    s.kind == StepKind::TcpProxy
+                        && s.detail.as_deref().is_some_and(|d| {
+                            d.starts_with("outbound|")
+                                || d.starts_with("PassthroughCluster")
+                                || d.starts_with("BlackHoleCluster")
+                        })
+                });
+            if (outbound || j.has(steps, StepKind::Sni))
+                && let Some(peer) = j
+                    .first_of(steps, StepKind::Accepted)
+                    .and_then(|s| s.detail.as_deref())
+            {
+                set.insert(crate::journey::peer_ip(peer).to_string());
+            }
+        }
+        set
     }
 
     fn agent_signal(&self, kind: AgentKindOfInterest) -> SignalResult {

@@ -206,7 +206,12 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
                     after(m, "from").map(|s| truncate(s, 80)),
                 ))
             } else if m.contains("no matching filter chain found") {
-                Some((StepKind::FilterChainNotFound, None))
+                // `closing connection from <ip:port>: no matching filter chain found`
+                let peer = after(m, "from ")
+                    .and_then(|s| s.split(": no matching").next())
+                    .filter(|s| !s.is_empty() && !s.contains(' '))
+                    .map(|s| truncate(s, 80));
+                Some((StepKind::FilterChainNotFound, peer))
             } else if m.starts_with("listener filter times out") {
                 Some((StepKind::ListenerFilterTimeout, detail(m)))
             } else if m.starts_with("fallback to default listener filter") {
@@ -316,6 +321,19 @@ pub fn tls_reason(m: &str) -> Option<String> {
         reason
     };
     (!reason.is_empty()).then(|| truncate(reason, 80))
+}
+
+/// The IP of an `ip:port` / `[v6]:port` address (what a peer is known by across pods).
+#[must_use]
+pub fn peer_ip(addr: &str) -> &str {
+    let a = addr.trim();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match a.rsplit_once(':') {
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
+        _ => a,
+    }
 }
 
 /// Cut a string to at most `max` bytes on a char boundary.
@@ -802,6 +820,18 @@ mod tests {
             );
         }
         assert_eq!(classify("connection", "handshake expecting read"), None);
+        assert_eq!(
+            classify(
+                "conn_handler",
+                "closing connection from 10.244.7.31:40001: no matching filter chain found"
+            )
+            .and_then(|(_, d)| d)
+            .as_deref(),
+            Some("10.244.7.31:40001")
+        );
+        assert_eq!(peer_ip("10.1.2.3:80"), "10.1.2.3");
+        assert_eq!(peer_ip("[fd00::1]:80"), "fd00::1");
+        assert_eq!(peer_ip("fd00::1"), "fd00::1");
         assert_eq!(
             classify(
                 "filter",

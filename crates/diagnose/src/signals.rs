@@ -38,6 +38,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "successful journeys on the same proxies that show the SNI step (proves the inspector logs at this level, so a missing SNI is meaningful)",
     ),
     (
+        "journey.plaintext_from_unmeshed_peer",
+        "plaintext rejections (TLS HTTP_REQUEST, no filter chain) whose peer IP is nowhere known to have a sidecar (never seen with an Istio SNI, never the source of a sidecar's outbound connection), while other peers are: a caller without a sidecar",
+    ),
+    (
+        "journey.plaintext_from_meshed_peer",
+        "plaintext rejections whose peer IP is known to have a sidecar (seen with an Istio SNI, or the source of a sidecar's outbound connections): a meshed caller that left without mTLS",
+    ),
+    (
         "journey.listener_filter_timeout",
         "`listener filter times out after N ms` (conn_handler; no connection id)",
     ),
