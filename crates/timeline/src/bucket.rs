@@ -12,6 +12,8 @@ use std::fmt;
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
+/// 1970-01-05, the first Monday after the epoch.
+const MONDAY_OFFSET_DAYS: i64 = 4;
 
 /// Unit of a bucket width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +195,17 @@ impl Bucketer {
         }
         let width_ns = self.spec.nominal_secs().saturating_mul(NS_PER_SEC);
         let Some(tz) = &self.tz else {
-            let s = t.0.div_euclid(width_ns).saturating_mul(width_ns);
+            // Multi-day buckets count from a Monday, so `7d` buckets are ISO weeks.
+            let origin = if self.spec.unit == Unit::Day {
+                MONDAY_OFFSET_DAYS * SECS_PER_DAY * NS_PER_SEC
+            } else {
+                0
+            };
+            let s =
+                t.0.saturating_sub(origin)
+                    .div_euclid(width_ns)
+                    .saturating_mul(width_ns)
+                    .saturating_add(origin);
             return (Timestamp(s), Timestamp(s.saturating_add(width_ns)));
         };
         if self.spec.unit == Unit::Day {
@@ -264,7 +276,8 @@ impl Bucketer {
 fn day_bounds(tz: &TimeZone, t: Timestamp, n: u32) -> (Timestamp, Timestamp) {
     let zoned = t.to_jiff().to_zoned(tz.clone());
     let date = zoned.date();
-    let epoch = jiff::civil::date(1970, 1, 1);
+    // Counted from Monday 1970-01-05, so `7d` buckets are ISO weeks.
+    let epoch = jiff::civil::date(1970, 1, 5);
     let days = i64::from((date - epoch).get_days());
     let first = days.div_euclid(i64::from(n)) * i64::from(n);
     let start_date = epoch
@@ -398,6 +411,22 @@ mod tests {
         // Before 1970: floor, not truncation.
         let s3 = b.start_of(ts("1969-12-31T12:00:00Z"));
         assert_eq!(b.rfc3339(s3), "1969-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let spec = BucketSpec {
+            n: 7,
+            unit: Unit::Day,
+        };
+        let mut b = Bucketer::utc(spec);
+        // 2020-10-22 is a Thursday; its ISO week starts on Monday 2020-10-19.
+        let s = b.start_of(ts("2020-10-22T12:00:00Z"));
+        assert_eq!(b.rfc3339(s), "2020-10-19T00:00:00Z");
+        if let Ok(mut z) = Bucketer::in_zone(spec, "Europe/Berlin") {
+            let s = z.start_of(ts("2020-10-22T12:00:00Z"));
+            assert_eq!(z.rfc3339(s), "2020-10-19T00:00:00+02:00");
+        }
     }
 
     #[test]
