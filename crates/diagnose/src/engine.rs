@@ -912,9 +912,11 @@ impl Ctx<'_> {
         r
     }
 
-    fn failure_times(&self, only_tls: bool) -> Vec<i64> {
-        let steps = &self.a.collector.steps;
-        let mut t: Vec<i64> = steps
+    /// Times of sidecar failures with the workload whose sidecar logged them, sorted.
+    fn failure_times(&self, only_tls: bool) -> Vec<(i64, Option<&str>)> {
+        let c = &self.a.collector;
+        let mut t: Vec<(i64, Option<&str>)> = c
+            .steps
             .iter()
             .filter(|s| {
                 if only_tls {
@@ -925,19 +927,55 @@ impl Ctx<'_> {
                     s.kind.is_failure()
                 }
             })
-            .filter_map(|s| s.time)
+            .filter_map(|s| s.time.map(|t| (t, c.workload_of(s.file, s.instance))))
             .collect();
         if !only_tls {
             t.extend(
-                self.a
-                    .collector
-                    .access_fail_rows
+                c.access_fail_rows
                     .iter()
-                    .filter_map(|r| r.time),
+                    .filter_map(|r| r.time.map(|t| (t, r.workload.as_deref()))),
             );
         }
         t.sort_unstable();
         t
+    }
+
+    /// App reset-family errors with a sidecar failure within the clock-skew window. When the
+    /// error names its peer and some failure in the window comes from a workload that the
+    /// peer names (or from the caller's own sidecar), only those count as the pair; when
+    /// no workload in the window matches the peer, time alone decides.
+    fn correlate_resets(&self, only_tls: bool) -> SignalResult {
+        let c = &self.a.collector;
+        let times = self.failure_times(only_tls);
+        let mut r = SignalResult::default();
+        for e in &c.app_errors {
+            if !RESET_FAMILY.contains(&e.class) {
+                continue;
+            }
+            let Some(t) = e.time else { continue };
+            let lo = times.partition_point(|(x, _)| *x < t.saturating_sub(SKEW_NS));
+            let hi = times.partition_point(|(x, _)| *x <= t.saturating_add(SKEW_NS));
+            let window = times.get(lo..hi).unwrap_or(&[]);
+            if window.is_empty() {
+                continue;
+            }
+            let pair = |w: Option<&str>| {
+                w.is_some_and(|w| {
+                    e.workload.as_deref() == Some(w)
+                        || e.peer.as_deref().is_some_and(|p| p.contains(w))
+                })
+            };
+            let peer_names_someone = e.peer.as_deref().is_some_and(|p| {
+                c.instances
+                    .values()
+                    .filter_map(|i| i.workload.as_deref())
+                    .any(|w| p.contains(w))
+            });
+            if !peer_names_someone || window.iter().any(|(_, w)| pair(*w)) {
+                r.hit(e.workload.as_deref(), Some(t), (e.file, e.line));
+            }
+        }
+        r
     }
 
     fn compute(&self, name: &str) -> SignalResult {
@@ -1142,24 +1180,8 @@ impl Ctx<'_> {
                 }
                 r
             }
-            "correlate.app_reset_near_failure" | "correlate.app_reset_near_tls_error" => {
-                let times = self.failure_times(name.ends_with("tls_error"));
-                let mut r = SignalResult::default();
-                for e in &c.app_errors {
-                    if !RESET_FAMILY.contains(&e.class) {
-                        continue;
-                    }
-                    let Some(t) = e.time else { continue };
-                    let i = times.partition_point(|x| *x < t.saturating_sub(SKEW_NS));
-                    if times
-                        .get(i)
-                        .is_some_and(|x| *x <= t.saturating_add(SKEW_NS))
-                    {
-                        r.hit(e.workload.as_deref(), Some(t), (e.file, e.line));
-                    }
-                }
-                r
-            }
+            "correlate.app_reset_near_failure" => self.correlate_resets(false),
+            "correlate.app_reset_near_tls_error" => self.correlate_resets(true),
             "correlate.request_id_match" => {
                 let ids: BTreeSet<&str> = c
                     .access_fail_rows
@@ -1458,6 +1480,27 @@ mod tests {
         assert!(r.workloads.contains("client"));
         let all = ctx.compute("correlate.app_reset_near_failure");
         assert_eq!(all.count, 1);
+        // An error whose peer names a workload with a sidecar log, in a window where only
+        // another workload failed, is not joined.
+        let mut other = app(3, 1_500);
+        other.peer = Some("http://server:8080/x".into());
+        let mut elsewhere = app(4, 1_500);
+        elsewhere.peer = Some("http://billing:8080/x".into());
+        let mut a2 = analysis(sniff_steps(), vec![other, elsewhere]);
+        a2.collector.instances.insert(
+            (5, 0),
+            crate::collect::InstanceInfo {
+                workload: Some("billing".into()),
+                ..Default::default()
+            },
+        );
+        let ctx2 = Ctx {
+            a: &a2,
+            cache: BTreeMap::new(),
+            version: VersionRange::ANY,
+        };
+        let r2 = ctx2.compute("correlate.app_reset_near_tls_error");
+        assert_eq!(r2.examples, vec![(1, 3)]);
         assert_eq!(
             ctx.compute("app.resets").count,
             0,

@@ -132,11 +132,11 @@ pub const BUILTIN: &[(&str, &str)] = &[
     // Correlation.
     (
         "correlate.app_reset_near_failure",
-        "app reset-family errors within the clock-skew window (2 s) of a failing journey or failing access row",
+        "app reset-family errors within the clock-skew window (2 s) of a failing journey or failing access row (when the error names its peer and that peer has sidecar logs, the failure must be on the peer's or the caller's own sidecar)",
     ),
     (
         "correlate.app_reset_near_tls_error",
-        "app reset-family errors within 2 s of a sidecar TLS handshake error",
+        "app reset-family errors within 2 s of a sidecar TLS handshake error / plaintext rejection (same peer rule)",
     ),
     (
         "correlate.request_id_match",
