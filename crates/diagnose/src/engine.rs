@@ -117,8 +117,12 @@ pub struct Finding {
     pub mechanism: String,
     /// Mesh fault or not.
     pub category: Category,
-    /// Affected workloads (`server` / `client` roles when known).
+    /// Affected workloads: servers first, then clients, then others.
     pub workloads: Vec<String>,
+    /// Workloads on the callee side.
+    pub servers: Vec<String>,
+    /// Workloads on the caller side.
+    pub clients: Vec<String>,
     /// Caller -> callee pairs, when both sides are known.
     pub workload_pairs: Vec<String>,
     /// Occurrences of the strongest fired anchor.
@@ -714,11 +718,11 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
     }
     let mut workloads: Vec<String> = Vec::new();
     for s in &servers {
-        workloads.push(format!("{s} (server)"));
+        workloads.push(s.clone());
     }
     for c in &clients {
         if !servers.contains(c) {
-            workloads.push(format!("{c} (client)"));
+            workloads.push(c.clone());
         }
     }
     for w in &all_workloads {
@@ -769,6 +773,12 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
                 .join(" "),
             category: rule.category,
             workloads,
+            servers: servers.iter().cloned().collect(),
+            clients: clients
+                .iter()
+                .filter(|c| !servers.contains(*c))
+                .cloned()
+                .collect(),
             workload_pairs,
             occurrences: anchor_occ,
             first: first.map(|t| Timestamp(t).to_string()),

@@ -226,7 +226,21 @@ fn finding_body(o: &mut Out, f: &Finding, verdict: bool) {
         }
     } else if !f.workloads.is_empty() {
         o.heading("Affected");
-        o.item(&f.workloads.join(", "));
+        if !f.servers.is_empty() {
+            o.item(&format!("callee (server side): {}", f.servers.join(", ")));
+        }
+        if !f.clients.is_empty() {
+            o.item(&format!("caller (client side): {}", f.clients.join(", ")));
+        }
+        let others: Vec<&str> = f
+            .workloads
+            .iter()
+            .filter(|w| !f.servers.contains(w) && !f.clients.contains(w))
+            .map(String::as_str)
+            .collect();
+        if !others.is_empty() {
+            o.item(&others.join(", "));
+        }
     }
     let when = match (&f.first, &f.last) {
         (Some(a), Some(b)) if a != b => format!("{a} .. {b}"),
