@@ -1060,11 +1060,24 @@ impl Ctx<'_> {
                 .map(|(f, l)| (f, l, j.start(steps)))
             }),
             "journey.tls_error" => self.step_signal(|k, _| k == StepKind::TlsError),
-            "journey.tls_error_http_request_without_sni" => self.journey_signal(|j| {
-                let t = j.first_of(steps, StepKind::TlsError)?;
-                (t.detail.as_deref() == Some("HTTP_REQUEST") && !j.has(steps, StepKind::Sni))
-                    .then_some((t.file, t.line, t.time))
-            }),
+            "journey.tls_error_http_request_without_sni" => {
+                // A missing SNI line is evidence only where the listener-filter logger is
+                // visible: the journey shows some listener filter, or its proxy logged SNI.
+                let sni_proxies: BTreeSet<(u32, u64)> = steps
+                    .iter()
+                    .filter(|s| s.kind == StepKind::Sni)
+                    .map(|s| (s.file, s.instance))
+                    .collect();
+                self.journey_signal(|j| {
+                    let t = j.first_of(steps, StepKind::TlsError)?;
+                    let visible = sni_proxies.contains(&(j.file, j.instance))
+                        || j.kinds(steps).any(StepKind::is_listener_filter);
+                    (t.detail.as_deref() == Some("HTTP_REQUEST")
+                        && !j.has(steps, StepKind::Sni)
+                        && visible)
+                        .then_some((t.file, t.line, t.time))
+                })
+            }
             "journey.tls_error_http_request_with_sni" => self.journey_signal(|j| {
                 let t = j.first_of(steps, StepKind::TlsError)?;
                 (t.detail.as_deref() == Some("HTTP_REQUEST") && j.has(steps, StepKind::Sni))

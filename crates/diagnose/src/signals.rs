@@ -27,7 +27,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "journey.tls_error_http_request_without_sni",
-        "TLS `HTTP_REQUEST` errors (plaintext HTTP on a TLS chain) on journeys with no `tls:onServerName` step",
+        "TLS `HTTP_REQUEST` errors (plaintext HTTP on a TLS chain) on journeys with no `tls:onServerName` step, counted only where the listener-filter logger is visible (the journey has a listener-filter line or its proxy logged SNI elsewhere)",
     ),
     (
         "journey.tls_error_http_request_with_sni",
