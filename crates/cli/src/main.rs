@@ -93,6 +93,8 @@ pub enum KindArg {
     EnvoyAccess,
     /// pilot-agent lines.
     ProxyAgent,
+    /// linkerd-proxy lines.
+    LinkerdProxy,
 }
 
 impl KindArg {
@@ -103,6 +105,7 @@ impl KindArg {
             KindArg::EnvoyDebug => Family::EnvoyDebug,
             KindArg::EnvoyAccess => Family::EnvoyAccess,
             KindArg::ProxyAgent => Family::ProxyAgent,
+            KindArg::LinkerdProxy => Family::LinkerdProxy,
         }
     }
 }
