@@ -93,7 +93,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             counts.bucketer.spec(),
             args.by
         );
-        let chart = svg::chart(&counts, &title, None);
+        // Over the whole time the input covers, so quiet buckets show as empty.
+        let span = counts.first.zip(counts.last);
+        let chart = svg::chart_over(&counts, &title, None, span);
         write_charts(&chart, args.svg.as_deref(), args.png.as_deref())?;
     }
     let skipped = skipped_by_reason(&output.coverage);

@@ -178,7 +178,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "{name} per {} by service, before and after the change",
             chart.spec()
         );
-        let text = svg::chart(&series, &title, m.as_ref());
+        let span = series.first.zip(series.last);
+        let text = svg::chart_over(&series, &title, m.as_ref(), span);
         write_charts(&text, args.svg.as_deref(), args.png.as_deref())?;
     }
     let mut out = std::io::stdout().lock();

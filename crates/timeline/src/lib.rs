@@ -26,4 +26,5 @@ pub mod verify;
 pub use bucket::{BucketSpec, Bucketer, Unit, parse_instant};
 pub use count::{CountOptions, CountSink, Counts, Dim, Row};
 pub use signature::{Prefilter, Signature, SignatureError};
+pub use svg::chart_over;
 pub use verify::{PairResult, Verdict, VerifyReport};

@@ -243,6 +243,17 @@ fn footer(counts: &Counts, out: &mut String) {
     }
 }
 
+/// `26.5 h`, `12.0 min`, `1.7 s`: short periods (the lab) are not "0.0 h".
+fn fmt_hours(h: f64) -> String {
+    if h >= 1.0 {
+        format!("{h:.1} h")
+    } else if h * 60.0 >= 1.0 {
+        format!("{:.1} min", h * 60.0)
+    } else {
+        format!("{:.1} s", h * 3600.0)
+    }
+}
+
 fn fmt_ratio(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}")
@@ -281,8 +292,9 @@ pub fn verify_text(report: &VerifyReport) -> String {
             .requests
             .map_or_else(String::new, |q| format!(", {q} requests"));
         format!(
-            "  {name:<7}{span} ({:.1} h): {} failure(s){req}\n",
-            p.hours, p.failures
+            "  {name:<7}{span} ({}): {} failure(s){req}\n",
+            fmt_hours(p.hours),
+            p.failures
         )
     };
     out.push_str(&period("before", &report.before));

@@ -16,9 +16,9 @@ const HEIGHT: f64 = 440.0;
 const LEFT: f64 = 96.0;
 const RIGHT: f64 = 210.0;
 const TOP: f64 = 48.0;
-const BOTTOM: f64 = 72.0;
+const BOTTOM: f64 = 112.0;
 /// More buckets than this are drawn as they come (no empty buckets filled in).
-const MAX_FILLED_BUCKETS: usize = 5000;
+const MAX_FILLED_BUCKETS: usize = 2000;
 
 /// Tableau 10, in order; the last series ("other") is grey.
 const PALETTE: [&str; 10] = [
@@ -35,9 +35,21 @@ pub struct Marker {
     pub label: String,
 }
 
-/// Render the chart. `title` is drawn at the top.
+/// Render the chart over the buckets that have matches. `title` is drawn at the top.
 #[must_use]
 pub fn chart(counts: &Counts, title: &str, marker: Option<&Marker>) -> String {
+    chart_over(counts, title, marker, None)
+}
+
+/// Render the chart over every bucket from `span.0` to `span.1` (e.g. the first and last
+/// event of the input), so quiet periods show as empty buckets instead of vanishing.
+#[must_use]
+pub fn chart_over(
+    counts: &Counts,
+    title: &str,
+    marker: Option<&Marker>,
+    span: Option<(Timestamp, Timestamp)>,
+) -> String {
     // Series: top groups by total, then "other".
     let totals = counts.group_totals();
     let more = totals.len() > TOP_GROUPS;
@@ -67,10 +79,26 @@ pub fn chart(counts: &Counts, title: &str, marker: Option<&Marker>) -> String {
             *c += r.count;
         }
     }
-    if let (Some(first), Some(last)) = (
-        stacks.keys().next().copied(),
-        stacks.keys().next_back().copied(),
-    ) {
+    let mut bucketer = counts.bucketer.clone();
+    let range = match span {
+        Some((a, b)) if a <= b => Some((bucketer.start_of(a), bucketer.start_of(b))),
+        _ => None,
+    }
+    .or_else(|| {
+        stacks
+            .keys()
+            .next()
+            .copied()
+            .zip(stacks.keys().next_back().copied())
+    });
+    // Too many buckets to draw one by one: draw only those with matches.
+    let fillable = range.is_some_and(|(a, b)| {
+        let width = counts.bucketer.spec().nominal_secs().max(1) as f64 * 1e9;
+        (b.nanos_since(a) as f64 / width) < MAX_FILLED_BUCKETS as f64
+    });
+    if let Some((first, last)) = range.filter(|_| fillable) {
+        stacks.entry(first).or_insert_with(|| vec![0; names.len()]);
+        stacks.entry(last).or_insert_with(|| vec![0; names.len()]);
         let mut t = first;
         let mut n = 0;
         while t < last && n < MAX_FILLED_BUCKETS {

@@ -15,7 +15,7 @@
 //! This module must not read files or format output.
 
 use crate::bucket::Bucketer;
-use crate::count::{CountOptions, CountSink, Counts, Dim};
+use crate::count::{CountOptions, CountSink, Counts, Dim, NOT_APPLICABLE};
 use crate::stats::{RateRatio, rate_ratio};
 use meshdoctor_logs::{InputContext, Sink};
 use meshdoctor_model::{Event, Timestamp};
@@ -270,6 +270,12 @@ pub fn compare(
         if x1 + x2 == 0 {
             continue;
         }
+        // A failure that names no peer is compared with all of its service's traffic.
+        let (q1, q2) = if key.1 == NOT_APPLICABLE && q1 == 0 && q2 == 0 {
+            (service_requests(bc, &key.0), service_requests(ac, &key.0))
+        } else {
+            (q1, q2)
+        };
         let q = (bc.has_requests && ac.has_requests).then_some((q1, q2));
         pairs.push(pair_result(&key.0, &key.1, (x1, x2), q, bp.hours, ap.hours));
     }
@@ -371,6 +377,16 @@ pub fn merge_series(mut a: Counts, b: Counts) -> Counts {
         (x, y) => x.or(y),
     };
     a
+}
+
+/// Requests of a service to every peer in one period.
+fn service_requests(period: &PeriodCounts, service: &str) -> u64 {
+    period
+        .pairs
+        .iter()
+        .filter(|((s, _), _)| s == service)
+        .map(|(_, (_, q))| q)
+        .sum()
 }
 
 /// Hours between two instants (0 when either is unknown or they are reversed).

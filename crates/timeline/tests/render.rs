@@ -158,6 +158,24 @@ fn timeline_outputs() {
         "svg",
         svg::chart(&counts, "connection-reset per 1d by service", None)
     );
+    // Over a longer span with a change marked: empty days on both sides, a dashed line.
+    let marker = svg::Marker {
+        at: at("2020-10-21T12:00:00Z"),
+        label: "change".into(),
+    };
+    let over = svg::chart_over(
+        &counts,
+        "connection-reset per 1d by service",
+        Some(&marker),
+        Some((at("2020-10-18T06:00:00Z"), at("2020-10-24T06:00:00Z"))),
+    );
+    assert_eq!(
+        over.matches("<title>").count(),
+        5,
+        "one rect per non-zero stack part"
+    );
+    assert!(over.contains(">2020-10-18</text>") && over.contains(">2020-10-24</text>"));
+    insta::assert_snapshot!("svg_marker", over);
 }
 
 #[test]
