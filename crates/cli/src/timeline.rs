@@ -53,8 +53,10 @@ pub struct Args {
     /// (+02:00). Timestamps written with an offset are always converted correctly.
     #[arg(long, default_value = "UTC", value_name = "ZONE")]
     tz: String,
-    /// Also count requests per bucket and group from access logs and show failure rates
-    /// (reads every access row, so it is slower on large inputs).
+    /// Also count requests per bucket and group from access logs and show failure rates:
+    /// for connection-reset the service's outbound rows (the calls that could be reset),
+    /// for the other signatures every row of the group. Reads every access row, so it is
+    /// slower on large inputs.
     #[arg(long)]
     rate: bool,
     /// Output format.
