@@ -10,8 +10,10 @@
 //!
 //! Field sets: logstash-logback-encoder and the founding incident's set; ECS (nested and
 //! dotted keys); zap; pino/bunyan (numeric levels); Python json loggers and structlog;
-//! Serilog compact (`@t`/`@l`/`@m`/`@mt`/`@x`); GCP structured logging; log4j2 JsonLayout;
-//! fluentd/fluent-bit `kubernetes` metadata. This module must not guess from values alone
+//! Serilog compact (`@t`/`@l`/`@m`/`@mt`/`@x`) and its full JSON formatter, .NET's JSON
+//! console (`LogLevel`, `Category`, `Exception`); GCP structured logging; log4j2 JsonLayout;
+//! Spring's GELF (`_logger_name`, `_error_stack_trace`); fluentd/fluent-bit `kubernetes`
+//! metadata. This module must not guess from values alone
 //! (a key decides what a value means) and must not build `serde_json::Value`.
 
 use super::{Fields, build, severity_number, severity_word};
@@ -35,8 +37,8 @@ pub(super) enum Flex<'a, T = IgnoredAny> {
     Str(Cow<'a, str>),
     /// A number (or boolean as 0/1; only levels and times use numbers).
     Num(f64),
-    /// An object.
-    Obj(T),
+    /// An object. Boxed so the line struct stays small: it is moved a few times per line.
+    Obj(Box<T>),
     /// An array; never used.
     Other,
 }
@@ -59,7 +61,7 @@ impl<'a, T> Flex<'a, T> {
 
     fn into_obj(self) -> Option<T> {
         match self {
-            Flex::Obj(t) => Some(t),
+            Flex::Obj(t) => Some(*t),
             _ => None,
         }
     }
@@ -71,7 +73,7 @@ impl<'a, T> Flex<'a, T> {
     /// Split into the string form and the object form.
     fn split(self) -> (Option<Cow<'a, str>>, Option<T>) {
         match self {
-            Flex::Obj(t) => (None, Some(t)),
+            Flex::Obj(t) => (None, Some(*t)),
             other => (other.into_str(), None),
         }
     }
@@ -135,7 +137,7 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for FlexVisitor<'a, T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map)).map(Flex::Obj)
+        T::deserialize(MapAccessDeserializer::new(map)).map(|t| Flex::Obj(Box::new(t)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -214,12 +216,12 @@ pub(super) struct Trace<'a> {
     id: Flex<'a>,
 }
 
-/// GCP's `timestamp` as an object.
+/// GCP's `timestamp` object and log4j2's `instant`.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct SecondsNanos {
-    #[serde(default)]
+    #[serde(default, alias = "epochSecond")]
     seconds: Option<f64>,
-    #[serde(default)]
+    #[serde(default, alias = "nanoOfSecond")]
     nanos: Option<f64>,
 }
 
@@ -244,6 +246,12 @@ pub(super) struct JsonLine<'a> {
     datetime: Flex<'a>,
     #[serde(default, borrow, rename = "timeMillis")]
     time_millis: Flex<'a>,
+    #[serde(default, borrow, rename = "Timestamp")]
+    timestamp_pascal: Flex<'a>,
+    #[serde(default, borrow)]
+    created: Flex<'a>,
+    #[serde(default, borrow)]
+    instant: Flex<'a, SecondsNanos>,
 
     // Level.
     #[serde(default, borrow)]
@@ -260,6 +268,10 @@ pub(super) struct JsonLine<'a> {
     level_value: Flex<'a>,
     #[serde(default, borrow)]
     lvl: Flex<'a>,
+    #[serde(default, borrow, rename = "Level")]
+    level_pascal: Flex<'a>,
+    #[serde(default, borrow, rename = "LogLevel")]
+    log_level_pascal: Flex<'a>,
 
     // Message.
     #[serde(default, borrow)]
@@ -270,6 +282,12 @@ pub(super) struct JsonLine<'a> {
     at_m: Flex<'a>,
     #[serde(default, borrow, rename = "@mt")]
     at_mt: Flex<'a>,
+    #[serde(default, borrow, rename = "Message")]
+    message_pascal: Flex<'a>,
+    #[serde(default, borrow, rename = "RenderedMessage")]
+    rendered_message: Flex<'a>,
+    #[serde(default, borrow, rename = "MessageTemplate")]
+    message_template: Flex<'a>,
     #[serde(default, borrow)]
     event: Flex<'a>,
     #[serde(default, borrow)]
@@ -284,6 +302,10 @@ pub(super) struct JsonLine<'a> {
     logger: Flex<'a>,
     #[serde(default, borrow, rename = "loggerName")]
     logger_name_camel: Flex<'a>,
+    #[serde(default, borrow, rename = "Category")]
+    category: Flex<'a>,
+    #[serde(default, borrow, rename = "_logger_name")]
+    gelf_logger: Flex<'a>,
     #[serde(default, borrow, rename = "log.logger")]
     log_logger: Flex<'a>,
     #[serde(default, borrow)]
@@ -294,6 +316,8 @@ pub(super) struct JsonLine<'a> {
     thread: Flex<'a>,
     #[serde(default, borrow, rename = "threadName")]
     thread_name_camel: Flex<'a>,
+    #[serde(default, borrow, rename = "_thread_name")]
+    gelf_thread: Flex<'a>,
     #[serde(default, borrow, rename = "process.thread.name")]
     process_thread_name: Flex<'a>,
 
@@ -310,6 +334,10 @@ pub(super) struct JsonLine<'a> {
     exc_info: Flex<'a>,
     #[serde(default, borrow)]
     exc_text: Flex<'a>,
+    #[serde(default, borrow, rename = "Exception")]
+    exception_pascal: Flex<'a>,
+    #[serde(default, borrow, rename = "_error_stack_trace")]
+    gelf_stack: Flex<'a>,
     #[serde(default, borrow, rename = "@x")]
     at_x: Flex<'a>,
     #[serde(default, borrow)]
@@ -328,6 +356,8 @@ pub(super) struct JsonLine<'a> {
     // Ids.
     #[serde(default, borrow, rename = "requestId")]
     request_id_camel: Flex<'a>,
+    #[serde(default, borrow, rename = "RequestId")]
+    request_id_pascal: Flex<'a>,
     #[serde(default, borrow)]
     request_id: Flex<'a>,
     #[serde(default, borrow, rename = "x-request-id")]
@@ -346,10 +376,14 @@ pub(super) struct JsonLine<'a> {
     x_correlation_id_upper: Flex<'a>,
     #[serde(default, borrow, rename = "correlationId")]
     correlation_id_camel: Flex<'a>,
+    #[serde(default, borrow, rename = "CorrelationId")]
+    correlation_id_pascal: Flex<'a>,
     #[serde(default, borrow)]
     correlation_id: Flex<'a>,
     #[serde(default, borrow, rename = "traceId")]
     trace_id_camel: Flex<'a>,
+    #[serde(default, borrow, rename = "TraceId")]
+    trace_id_pascal: Flex<'a>,
     #[serde(default, borrow)]
     trace_id: Flex<'a>,
     #[serde(default, borrow, rename = "traceID")]
@@ -415,19 +449,25 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
             },
         );
     }
-    let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<JsonLine<'_>>();
-    let line = match stream.next() {
-        Some(Ok(line)) => line,
-        Some(Err(e)) if e.is_data() => return Err(SkipReason::UnusableJson),
-        _ => return Err(SkipReason::InvalidJson),
+    let (line, trailing) = if memchr::memchr(b'\n', trimmed.as_bytes()).is_none() {
+        // One physical line, the common case: no stream bookkeeping and no trailing trace.
+        let line = serde_json::from_str::<JsonLine<'_>>(trimmed).map_err(skip_reason)?;
+        (line, "")
+    } else {
+        let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<JsonLine<'_>>();
+        let line = match stream.next() {
+            Some(Ok(line)) => line,
+            Some(Err(e)) => return Err(skip_reason(e)),
+            None => return Err(SkipReason::InvalidJson),
+        };
+        let after = trimmed.get(stream.byte_offset()..).unwrap_or("");
+        // Text on the same line after the object means a broken line, not a trace.
+        let (same_line, next_lines) = after.split_once('\n').unwrap_or((after, ""));
+        if !same_line.trim().is_empty() {
+            return Err(SkipReason::InvalidJson);
+        }
+        (line, next_lines.trim_end())
     };
-    let after = trimmed.get(stream.byte_offset()..).unwrap_or("");
-    // Text on the same line after the object means a broken line, not a trace.
-    let (same_line, next_lines) = after.split_once('\n').unwrap_or((after, ""));
-    if !same_line.trim().is_empty() {
-        return Err(SkipReason::InvalidJson);
-    }
-    let trailing = next_lines.trim_end();
     let mut fields = resolve(line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));
@@ -435,8 +475,34 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
     Ok(build(fields))
 }
 
-fn first<'a>(candidates: impl IntoIterator<Item = Option<Cow<'a, str>>>) -> Option<Cow<'a, str>> {
-    candidates.into_iter().flatten().next()
+/// Broken syntax is invalid JSON; a valid value of the wrong shape (a duplicate key, an
+/// array where an object is needed) is unusable JSON.
+fn skip_reason(e: serde_json::Error) -> SkipReason {
+    if e.is_data() {
+        SkipReason::UnusableJson
+    } else {
+        SkipReason::InvalidJson
+    }
+}
+
+/// The first `Some` of several expressions, evaluated lazily. A macro rather than an
+/// array so the untaken values are neither built nor copied: this runs on every line.
+macro_rules! first {
+    ($e:expr $(,)?) => { $e };
+    ($e:expr, $($rest:expr),+ $(,)?) => {
+        match $e {
+            Some(v) => Some(v),
+            None => first!($($rest),+),
+        }
+    };
+}
+
+fn level_of<T>(value: Flex<'_, T>) -> Option<Severity> {
+    match value {
+        Flex::Str(s) => severity_word(&s),
+        Flex::Num(n) => severity_number(n),
+        _ => None,
+    }
 }
 
 /// Turn the keys that were present into record fields. `None` when nothing usable (no
@@ -452,6 +518,9 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         asctime,
         datetime,
         time_millis,
+        timestamp_pascal,
+        created,
+        instant,
         level,
         levelname,
         severity,
@@ -459,21 +528,29 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         log_level,
         level_value,
         lvl,
+        level_pascal,
+        log_level_pascal,
         message,
         msg,
         at_m,
         at_mt,
+        message_pascal,
+        rendered_message,
+        message_template,
         event,
         short_message,
         log,
         logger_name,
         logger,
         logger_name_camel,
+        category,
+        gelf_logger,
         log_logger,
         name,
         thread_name,
         thread,
         thread_name_camel,
+        gelf_thread,
         process_thread_name,
         stack_trace,
         stacktrace,
@@ -481,6 +558,8 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         exception,
         exc_info,
         exc_text,
+        exception_pascal,
+        gelf_stack,
         at_x,
         error,
         err,
@@ -489,6 +568,7 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         error_message,
         error_type,
         request_id_camel,
+        request_id_pascal,
         request_id,
         x_request_id,
         x_request_id_upper,
@@ -498,8 +578,10 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         x_correlation_id,
         x_correlation_id_upper,
         correlation_id_camel,
+        correlation_id_pascal,
         correlation_id,
         trace_id_camel,
+        trace_id_pascal,
         trace_id,
         trace_id_upper,
         trace_dot_id,
@@ -528,56 +610,56 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
 
     // Time: the first key that holds a readable time wins.
     let serilog = at_t.is_present();
-    let (timestamp_str, timestamp_obj) = timestamp.split();
-    let time = [
+    let time = first!(
         time_of(at_timestamp),
-        timestamp_str.as_deref().and_then(parse_any),
-        timestamp_obj.and_then(seconds_nanos),
+        match timestamp {
+            Flex::Obj(t) => seconds_nanos(*t),
+            other => time_of(other),
+        },
         time_of(time),
         time_of(ts),
         time_of(at_t),
         time_of(asctime),
         time_of(datetime),
         time_of(time_millis),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
+        time_of(timestamp_pascal),
+        instant.into_obj().and_then(seconds_nanos),
+        time_of(created),
+    );
 
     // Level.
     let (log_str, log_obj) = log.split();
     let (ecs_level, ecs_logger) =
         log_obj.map_or((Flex::Absent, Flex::Absent), |l| (l.level, l.logger));
     let numeric_level = matches!(level, Flex::Num(_));
-    let severity = [
-        level,
-        levelname,
-        severity,
-        at_l,
-        log_level,
-        ecs_level,
-        lvl,
-        level_value,
-    ]
-    .into_iter()
-    .find_map(|f| match f {
-        Flex::Str(s) => severity_word(&s),
-        Flex::Num(n) => severity_number(n),
-        _ => None,
-    })
+    let severity = first!(
+        level_of(level),
+        level_of(levelname),
+        level_of(severity),
+        level_of(at_l),
+        level_of(log_level),
+        level_of(ecs_level),
+        level_of(lvl),
+        level_of(level_pascal),
+        level_of(log_level_pascal),
+        level_of(level_value),
+    )
     // Serilog's compact format leaves `@l` out for Information.
     .or(serilog.then_some(Severity::Info));
 
     // Message. structlog puts it in `event`; ECS uses `event` for an object (ignored).
-    let message = first([
+    let message = first!(
         message.into_str(),
         msg.into_str(),
         at_m.into_str(),
+        message_pascal.into_str(),
+        rendered_message.into_str(),
         at_mt.into_str(),
+        message_template.into_str(),
         event.into_str(),
         short_message.into_str(),
         log_str,
-    ]);
+    );
 
     // pino and bunyan write the program name in `name`, next to `hostname` and a numeric
     // level; Python json loggers write the logger name there.
@@ -587,23 +669,26 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
     } else {
         (name.into_str(), None)
     };
-    let logger = first([
+    let logger = first!(
         logger_name.into_str(),
         logger.into_str(),
         logger_name_camel.into_str(),
+        category.into_str(),
+        gelf_logger.into_str(),
         log_logger.into_str(),
         ecs_logger.into_str(),
         name_as_logger,
-    ]);
-    let thread = first([
+    );
+    let thread = first!(
         thread_name.into_str(),
         thread.into_str(),
         thread_name_camel.into_str(),
+        gelf_thread.into_str(),
         process_thread_name.into_str(),
-    ]);
+    );
 
     let stack_trace = error_text(ErrorParts {
-        stack_trace,
+        stack_trace: first_flex([stack_trace, exception_pascal, gelf_stack]),
         stacktrace,
         stack,
         exception,
@@ -622,24 +707,27 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         return None;
     }
 
-    let request_id = first([
+    let request_id = first!(
         request_id_camel.into_str(),
+        request_id_pascal.into_str(),
         request_id.into_str(),
         x_request_id.into_str(),
         x_request_id_upper.into_str(),
         req_id_camel.into_str(),
         req_id.into_str(),
         http_request_id.into_str(),
-    ]);
-    let correlation_id = first([
+    );
+    let correlation_id = first!(
         x_correlation_id.into_str(),
         x_correlation_id_upper.into_str(),
         correlation_id_camel.into_str(),
+        correlation_id_pascal.into_str(),
         correlation_id.into_str(),
-    ]);
+    );
     let (trace_str, trace_obj) = trace.split();
-    let trace_id = first([
+    let trace_id = first!(
         trace_id_camel.into_str(),
+        trace_id_pascal.into_str(),
         trace_id.into_str(),
         trace_id_upper.into_str(),
         trace_dot_id.into_str(),
@@ -649,14 +737,14 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         dd_trace_id.into_str(),
         gcp_trace.into_str(),
         at_tr.into_str(),
-    ]);
+    );
 
     let k8s = kubernetes.into_obj().unwrap_or_default();
     let (k8s_pod_str, k8s_pod_obj) = k8s.pod.split();
     let (k8s_container_str, k8s_container_obj) = k8s.container.split();
     let labels = k8s.labels.into_obj().unwrap_or_default();
     let (container_str, container_obj) = container.split();
-    let container = first([
+    let container = first!(
         k8s.container_name.into_str(),
         k8s_container_obj.and_then(|c| c.name.into_str()),
         k8s_container_str,
@@ -665,9 +753,9 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         container_dot_name.into_str(),
         container_obj.and_then(|c| c.name.into_str()),
         container_str,
-    ]);
+    );
     let (service_str, service_obj) = service.split();
-    let workload = first([
+    let workload = first!(
         service_str,
         service_obj.and_then(|s| s.name.into_str()),
         service_name_dotted.into_str(),
@@ -679,24 +767,24 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         labels.app_kubernetes_io_name.into_str(),
         labels.k8s_app.into_str(),
         k8s_labels_app.into_str(),
-    ])
+    )
     // The app container is named after the workload in nearly every chart; the sidecar's
     // container never writes app JSON lines.
     .or_else(|| container.clone());
     let origin = Origin {
-        namespace: first([
+        namespace: first!(
             k8s.namespace_name.into_str(),
             k8s.namespace.into_str(),
             k8s_namespace_name.into_str(),
             k8s_namespace.into_str(),
-        ]),
-        pod: first([
+        ),
+        pod: first!(
             k8s.pod_name.into_str(),
             k8s_pod_obj.and_then(|p| p.name.into_str()),
             k8s_pod_str,
             k8s_pod_name.into_str(),
             k8s_pod_dot_name.into_str(),
-        ]),
+        ),
         container,
         workload,
     };
@@ -715,7 +803,15 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
     })
 }
 
-fn time_of(value: Flex<'_>) -> Option<ParsedTime> {
+/// The first of several string-holding keys that is present, as one value.
+fn first_flex<const N: usize>(candidates: [Flex<'_>; N]) -> Flex<'_> {
+    candidates
+        .into_iter()
+        .find(|f| f.as_str().is_some())
+        .unwrap_or_default()
+}
+
+fn time_of<T>(value: Flex<'_, T>) -> Option<ParsedTime> {
     match value {
         Flex::Str(s) => parse_any(&s),
         Flex::Num(n) => from_epoch_number(n).map(|time| ParsedTime {
@@ -788,14 +884,14 @@ fn error_text(parts: ErrorParts<'_>) -> Option<Cow<'_, str>> {
     let thrown_obj = thrown.into_obj();
 
     // A full trace as one string, in order of how explicit the key is.
-    let full = first([
+    let full = first!(
         stack_trace.into_str(),
         at_x.into_str(),
         error_stack_trace.into_str(),
         exception_str,
         exc_info.into_str(),
         exc_text.into_str(),
-    ]);
+    );
     if let Some(full) = full {
         return Some(full);
     }
@@ -809,9 +905,9 @@ fn error_text(parts: ErrorParts<'_>) -> Option<Cow<'_, str>> {
     }
 
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
-    let value = first([error_str, err_str])
+    let value = first!(error_str, err_str)
         .or_else(|| type_message(error_type.into_str(), error_message.into_str()));
-    let go_stack = first([stacktrace.into_str(), stack.into_str()]);
+    let go_stack = first!(stacktrace.into_str(), stack.into_str());
     match (value, go_stack) {
         (Some(v), Some(s)) if s.contains(v.as_ref()) => Some(s),
         (Some(v), Some(s)) => Some(Cow::Owned(format!("{v}\n{s}"))),
@@ -838,11 +934,11 @@ fn object_text<'a>(
     dotted_type: Option<Cow<'a, str>>,
 ) -> Option<Cow<'a, str>> {
     let code = obj.code.as_str().map(str::to_owned);
-    let trace = first([obj.stack_trace.into_str(), obj.stack.into_str()]);
+    let trace = first!(obj.stack_trace.into_str(), obj.stack.into_str());
     let text = trace.or_else(|| {
         type_message(
-            first([obj.kind.into_str(), obj.name.into_str(), dotted_type]),
-            first([obj.message.into_str(), dotted_message]),
+            first!(obj.kind.into_str(), obj.name.into_str(), dotted_type),
+            first!(obj.message.into_str(), dotted_message),
         )
     })?;
     // Node keeps `code: 'ECONNRESET'` outside `err.stack`; `Error: aborted` says nothing

@@ -152,6 +152,36 @@ fn json_field_sets() {
             r#"{"severity":"WARNING","time":"2024-05-01T10:00:00.123Z","message":"no healthy upstream"}"#,
             "t=2024-05-01T10:00:00.123Z sev=warn logger=- thread=- msg=\"no healthy upstream\" err=envoy-no-healthy-upstream",
         ),
+        // .NET JSON console formatter (PascalCase keys).
+        (
+            r#"{"Timestamp":"2024-05-01T10:00:00.123Z","EventId":0,"LogLevel":"Error","Category":"Orders.Client","Message":"Call failed","Exception":"System.Net.Http.HttpRequestException: An error occurred while sending the request.\n ---> System.IO.IOException: Unable to read data from the transport connection: An existing connection was forcibly closed by the remote host.","State":{"Message":"Call failed","{OriginalFormat}":"Call failed"}}"#,
+            "t=2024-05-01T10:00:00.123Z sev=error logger=Orders.Client thread=- msg=\"Call failed\" stack err=connection-reset chain=System.Net.Http.HttpRequestException>System.IO.IOException",
+        ),
+        // Serilog's full JSON formatter.
+        (
+            r#"{"Timestamp":"2024-05-01T12:00:00.1234567+02:00","Level":"Warning","MessageTemplate":"Retry {Attempt}","RenderedMessage":"Retry 2","Properties":{"Attempt":2}}"#,
+            "t=2024-05-01T10:00:00.1234567Z sev=warn logger=- thread=- msg=\"Retry 2\"",
+        ),
+        // log4j2 JsonLayout: `instant`, `thrown` without a text trace.
+        (
+            r#"{"instant":{"epochSecond":1714557600,"nanoOfSecond":123000000},"thread":"main","level":"ERROR","loggerName":"com.x.Client","message":"call failed","thrown":{"commonElementCount":0,"localizedMessage":"Connection refused","message":"Connection refused","name":"java.net.ConnectException","extendedStackTrace":[{"class":"x","method":"y","file":"X.java","line":1}]},"endOfBatch":false,"threadId":1}"#,
+            "t=2024-05-01T10:00:00.123Z sev=error logger=com.x.Client thread=main msg=\"call failed\" stack err=connection-refused chain=java.net.ConnectException",
+        ),
+        // GELF (Spring Boot structured logging): epoch seconds, syslog level number.
+        (
+            r#"{"version":"1.1","host":"h","short_message":"call failed","timestamp":1714557600.123,"level":3,"_logger_name":"com.x.Client","_thread_name":"main","_error_type":"java.net.SocketException","_error_message":"Connection reset","_error_stack_trace":"java.net.SocketException: Connection reset\n\tat a.B.c(B.java:1)"}"#,
+            "t=2024-05-01T10:00:00.123Z sev=error logger=com.x.Client thread=main msg=\"call failed\" stack err=connection-reset chain=java.net.SocketException",
+        ),
+        // winston: `stack` at the top level.
+        (
+            r#"{"level":"error","message":"request failed","timestamp":"2024-05-01T10:00:00.123Z","stack":"Error: read ECONNRESET\n    at TCP.onStreamRead (node:internal/stream_base_commons:217:20)"}"#,
+            "t=2024-05-01T10:00:00.123Z sev=error logger=- thread=- msg=\"request failed\" stack err=connection-reset chain=Error",
+        ),
+        // Go slog: `err` as a string.
+        (
+            r#"{"time":"2024-05-01T12:00:00.123456789+02:00","level":"ERROR","msg":"call failed","err":"dial tcp 10.96.0.5:8080: connect: connection refused"}"#,
+            "t=2024-05-01T10:00:00.123456789Z sev=error logger=- thread=- msg=\"call failed\" stack err=connection-refused peer=10.96.0.5:8080",
+        ),
         // fluentd kubernetes metadata: the app label names the workload.
         (
             r#"{"message":"ready","level":"INFO","kubernetes":{"namespace_name":"shop","pod_name":"orders-5d8f9c7b6-abcde","container_name":"orders","host":"n1","labels":{"app":"orders-app","version":"v1"}},"@timestamp":"2024-05-01T10:00:00Z"}"#,
