@@ -11,11 +11,13 @@
 //!
 //! This module must not count, bucket or print; it only decides whether one event matches.
 
+use aho_corasick::AhoCorasick;
 use meshdoctor_model::{
     AccessEntry, AppRecord, ErrorClass, Event, Payload, ResponseFlags, Severity,
 };
 use regex::Regex;
 use std::fmt;
+use std::sync::LazyLock;
 
 /// Phrases that report a reset by the peer, in every language we know: the spellings the
 /// app classifier (`meshdoctor_logs::app`) maps to [`ErrorClass::ConnectionReset`], in the
@@ -50,6 +52,9 @@ const RESET_BEFORE_HEADERS_PHRASES: &[&str] = &[
     "reset before headers",
     "upstream_reset_before_response_started",
 ];
+
+/// Envoy's local reply body alone.
+const RESET_BEFORE_HEADERS_BODY: &[&str] = &["reset before headers"];
 
 /// Flags that mean "the upstream connection failed or was reset before a response".
 const RESET_BEFORE_HEADERS_FLAGS: &[&str] = &["UC", "UF", "URX", "UR", "LR", "UO"];
@@ -321,15 +326,15 @@ impl Signature {
     pub fn matches(&self, event: &Event<'_>) -> bool {
         match self {
             Signature::ConnectionReset => match &event.payload {
-                Payload::App(app) => is_failure_record(app) && app_mentions(app, RESET_PHRASES),
+                Payload::App(app) => is_failure_record(app) && app_mentions(app, &RESET_SET),
                 _ => false,
             },
             Signature::ResetBeforeHeaders => match &event.payload {
                 Payload::App(app) => {
                     (app.error.as_ref().map(|e| e.class)
                         == Some(ErrorClass::EnvoyResetBeforeHeaders)
-                        || app_mentions(app, &["reset before headers"]))
-                        && app_mentions(app, RESET_BEFORE_HEADERS_PHRASES)
+                        || app_mentions(app, &RESET_BEFORE_HEADERS_BODY_SET))
+                        && app_mentions(app, &RESET_BEFORE_HEADERS_SET)
                 }
                 Payload::Access(row) => access_reset_before_headers(row),
                 _ => false,
@@ -345,7 +350,7 @@ impl Signature {
                 Payload::App(app) => {
                     app.error.as_ref().map(|e| e.class) == Some(ErrorClass::TlsHandshake)
                         && is_failure_record(app)
-                        && app_mentions(app, TLS_PHRASES)
+                        && app_mentions(app, &TLS_SET)
                 }
                 Payload::Agent(_) => false,
             },
@@ -379,9 +384,42 @@ fn is_failure_record(app: &AppRecord<'_>) -> bool {
         || app.severity.is_none_or(|s| s >= Severity::Error)
 }
 
-/// True when the message, stack trace or classified root cause contains one of `phrases`.
-fn app_mentions(app: &AppRecord<'_>, phrases: &[&str]) -> bool {
-    let has = |text: &str| phrases.iter().any(|p| text.contains(p));
+/// A phrase list and its automaton, built on first use: a stack trace is searched once,
+/// not once per phrase.
+struct PhraseSet {
+    phrases: &'static [&'static str],
+    automaton: LazyLock<Option<AhoCorasick>>,
+}
+
+static RESET_SET: PhraseSet = PhraseSet {
+    phrases: RESET_PHRASES,
+    automaton: LazyLock::new(|| AhoCorasick::new(RESET_PHRASES).ok()),
+};
+static TLS_SET: PhraseSet = PhraseSet {
+    phrases: TLS_PHRASES,
+    automaton: LazyLock::new(|| AhoCorasick::new(TLS_PHRASES).ok()),
+};
+static RESET_BEFORE_HEADERS_SET: PhraseSet = PhraseSet {
+    phrases: RESET_BEFORE_HEADERS_PHRASES,
+    automaton: LazyLock::new(|| AhoCorasick::new(RESET_BEFORE_HEADERS_PHRASES).ok()),
+};
+static RESET_BEFORE_HEADERS_BODY_SET: PhraseSet = PhraseSet {
+    phrases: RESET_BEFORE_HEADERS_BODY,
+    automaton: LazyLock::new(|| AhoCorasick::new(RESET_BEFORE_HEADERS_BODY).ok()),
+};
+
+impl PhraseSet {
+    fn in_text(&self, text: &str) -> bool {
+        match self.automaton.as_ref() {
+            Some(ac) => ac.is_match(text),
+            None => self.phrases.iter().any(|p| text.contains(p)),
+        }
+    }
+}
+
+/// True when the message, stack trace or classified root cause contains one of the phrases.
+fn app_mentions(app: &AppRecord<'_>, set: &PhraseSet) -> bool {
+    let has = |text: &str| set.in_text(text);
     has(&app.message)
         || app.stack_trace.as_deref().is_some_and(has)
         || app.error.as_ref().is_some_and(|e| has(&e.root_cause))
