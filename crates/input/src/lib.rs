@@ -190,10 +190,10 @@ mod tests {
     #[test]
     fn walks_directories_in_sorted_order_and_reports_missing_paths() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("shop/orders-5d8f9c7b6-abcde")).unwrap();
+        std::fs::create_dir_all(dir.path().join("shop/orders-5d8f9c7b6-x2x4z")).unwrap();
         std::fs::write(
             dir.path()
-                .join("shop/orders-5d8f9c7b6-abcde/istio-proxy.log"),
+                .join("shop/orders-5d8f9c7b6-x2x4z/istio-proxy.log"),
             b"x\n",
         )
         .unwrap();
@@ -223,7 +223,7 @@ mod tests {
             [
                 "a.log",
                 "b.txt",
-                "shop/orders-5d8f9c7b6-abcde/istio-proxy.log"
+                "shop/orders-5d8f9c7b6-x2x4z/istio-proxy.log"
             ]
         );
         assert_eq!(inputs[1].access, Access::Gzip);

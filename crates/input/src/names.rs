@@ -146,21 +146,24 @@ fn looks_like_pod(s: &str) -> bool {
     is_dns_label(s) && workload_from_pod(s) != s
 }
 
-/// Strip the generated pod suffix: `orders-5d8f9c7b6-abcde` becomes `orders`.
+/// Strip the generated pod suffix: `orders-5d8f9c7b6-x2x4z` becomes `orders`.
 #[must_use]
 pub fn workload_from_pod(pod: &str) -> String {
     let mut pieces: Vec<&str> = pod.split('-').collect();
-    let is_suffix5 = |p: &str| {
-        p.len() == 5
-            && p.bytes()
+    // Kubernetes builds generated suffixes from an alphabet without vowels and without
+    // 0, 1 and 3 (k8s.io/apimachinery rand.SafeEncodeString); hand-edited or anonymised
+    // names often break that rule but keep a digit. Either way a plain word such as
+    // `server` is never mistaken for a suffix.
+    let generated = |p: &str| {
+        p.bytes()
+            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+            || (p
+                .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && p.bytes().any(|b| b.is_ascii_digit()))
     };
-    let is_rs_hash = |p: &str| {
-        (6..=10).contains(&p.len())
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && p.bytes().any(|b| b.is_ascii_digit())
-    };
+    let is_suffix5 = |p: &str| p.len() == 5 && generated(p);
+    let is_rs_hash = |p: &str| (6..=10).contains(&p.len()) && generated(p);
     if pieces.len() >= 3
         && is_suffix5(pieces[pieces.len() - 1])
         && is_rs_hash(pieces[pieces.len() - 2])
@@ -168,7 +171,7 @@ pub fn workload_from_pod(pod: &str) -> String {
         pieces.truncate(pieces.len() - 2);
     } else if pieces.len() >= 2 {
         let last = pieces[pieces.len() - 1];
-        let daemonset_suffix = is_suffix5(last) && last.bytes().any(|b| b.is_ascii_digit());
+        let daemonset_suffix = is_suffix5(last);
         let statefulset_ordinal = last.len() <= 3 && last.bytes().all(|b| b.is_ascii_digit());
         if daemonset_suffix || statefulset_ordinal {
             pieces.truncate(pieces.len() - 1);
@@ -188,10 +191,10 @@ mod tests {
     #[test]
     fn kubelet_pod_directory() {
         let n = names(
-            "/var/log/pods/shop_orders-5d8f9c7b6-abcde_0f8e2c3a-1111-2222-3333-444455556666/istio-proxy/0.log",
+            "/var/log/pods/shop_orders-5d8f9c7b6-x2x4z_0f8e2c3a-1111-2222-3333-444455556666/istio-proxy/0.log",
         );
         assert_eq!(n.namespace.as_deref(), Some("shop"));
-        assert_eq!(n.pod.as_deref(), Some("orders-5d8f9c7b6-abcde"));
+        assert_eq!(n.pod.as_deref(), Some("orders-5d8f9c7b6-x2x4z"));
         assert_eq!(n.container.as_deref(), Some("istio-proxy"));
         assert_eq!(n.workload.as_deref(), Some("orders"));
     }
@@ -200,7 +203,7 @@ mod tests {
     fn kubelet_containers_symlink() {
         let id = "a".repeat(64);
         let n = names(&format!(
-            "/var/log/containers/orders-5d8f9c7b6-abcde_shop_istio-proxy-{id}.log"
+            "/var/log/containers/orders-5d8f9c7b6-x2x4z_shop_istio-proxy-{id}.log"
         ));
         assert_eq!(n.namespace.as_deref(), Some("shop"));
         assert_eq!(n.container.as_deref(), Some("istio-proxy"));
@@ -209,7 +212,7 @@ mod tests {
 
     #[test]
     fn collect_layout_and_service_files() {
-        let n = names("bundle/shop/orders-5d8f9c7b6-abcde/app.log");
+        let n = names("bundle/shop/orders-5d8f9c7b6-x2x4z/app.log");
         assert_eq!(n.namespace.as_deref(), Some("shop"));
         assert_eq!(n.container.as_deref(), Some("app"));
         assert_eq!(n.workload.as_deref(), Some("orders"));
@@ -229,5 +232,11 @@ mod tests {
         assert_eq!(workload_from_pod("fluentd-x2x4z"), "fluentd");
         assert_eq!(workload_from_pod("redis-2"), "redis");
         assert_eq!(workload_from_pod("service-b"), "service-b");
+        assert_eq!(workload_from_pod("service-a-fgggkzbzc-kwzvj"), "service-a");
+        assert_eq!(workload_from_pod("api-server"), "api-server");
+        assert_eq!(
+            workload_from_pod("istio-ingressgateway"),
+            "istio-ingressgateway"
+        );
     }
 }
