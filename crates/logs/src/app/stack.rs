@@ -78,20 +78,21 @@ pub fn parse_chain(text: &str) -> Chain<'_> {
             break;
         }
 
+        if body.starts_with("Traceback (most recent call last)") {
+            in_traceback = true;
+            continue;
+        }
         if in_traceback {
             // Frames (`  File "...", line N, in f`) and source lines are indented; the first
-            // line at column 0 is the exception line that ends the block.
+            // line at column 0 that reads `Type: message` is the exception line that ends
+            // the block. A source line whose indentation a paste removed is skipped.
             if indent > 0 || is_frame(body) {
                 continue;
             }
-            in_traceback = false;
             if let Some(link) = exception_header(body, true) {
                 python.push(link);
+                in_traceback = false;
             }
-            continue;
-        }
-        if body.starts_with("Traceback (most recent call last)") {
-            in_traceback = true;
             continue;
         }
         if let Some(rest) = body.strip_prefix("Caused by: ") {
@@ -199,7 +200,10 @@ pub fn exception_header(line: &str, lenient: bool) -> Option<Link<'_>> {
     if !terminated {
         return None;
     }
-    if !lenient && !looks_like_type(token) {
+    // Without a message even a lenient read wants a class-like name, so a Python source
+    // line such as `raise` is not taken for an exception.
+    let bare_ok = !rest.is_empty() || looks_like_type(token) || first.is_ascii_uppercase();
+    if (!lenient && !looks_like_type(token)) || !bare_ok {
         return None;
     }
     Some(Link {
@@ -287,6 +291,12 @@ mod tests {
             root(text),
             Some("ConnectionResetError: [Errno 104] Connection reset by peer")
         );
+    }
+
+    #[test]
+    fn python_traceback_without_indentation() {
+        let text = "Traceback (most recent call last):\nFile \"/app/c.py\", line 10, in get\nresp = conn.getresponse()\nraise\nhttp.client.RemoteDisconnected: Remote end closed connection without response";
+        assert_eq!(types(text), ["http.client.RemoteDisconnected"]);
     }
 
     #[test]

@@ -259,6 +259,16 @@ fn text_layouts() {
             "2024-05-01T10:00:00.123+02:00 ERROR 1 --- [orders] [nio-8080-exec-1] c.e.OrdersClient : call failed",
             "t=2024-05-01T08:00:00.123Z sev=error logger=c.e.OrdersClient thread=nio-8080-exec-1 msg=\"call failed\"",
         ),
+        // Spring Cloud Sleuth correlation between level and PID.
+        (
+            "2020-10-23 00:26:14.871 ERROR [orders,4bf92f3577b34da6,00f067aa0ba902b7,true] 1 --- [nio-8080-exec-5] c.a.s.p.e.CustomExceptionHandler : failed",
+            "t=2020-10-23T00:26:14.871Z sev=error logger=c.a.s.p.e.CustomExceptionHandler thread=nio-8080-exec-5 msg=\"failed\" tz=assumed trace=4bf92f3577b34da6",
+        ),
+        // Spring Boot 3.2+ with Micrometer correlation after the thread.
+        (
+            "2024-05-01T10:00:00.123Z  WARN 1 --- [orders] [nio-8080-exec-1] [4bf92f3577b34da6-00f067aa0ba902b7] c.e.OrdersClient : retry",
+            "t=2024-05-01T10:00:00.123Z sev=warn logger=c.e.OrdersClient thread=nio-8080-exec-1 msg=\"retry\" trace=4bf92f3577b34da6",
+        ),
         // logback / log4j patterns.
         (
             "2024-05-01 10:00:00,123 ERROR [pool-1-thread-2] com.example.Foo - boom",

@@ -258,7 +258,13 @@ fn bracket(s: &str) -> Option<(&str, &str)> {
 fn spring(s: &str) -> Option<Fields<'_>> {
     let (level, rest) = word(s);
     let severity = level_token(level)?;
-    let rest = rest.trim_start();
+    let mut rest = rest.trim_start();
+    let mut trace_id = None;
+    // Spring Cloud Sleuth puts `[app,traceId,spanId(,export)]` between the level and the PID.
+    while let Some((inner, after)) = bracket(rest) {
+        trace_id = trace_id.or_else(|| correlation(inner));
+        rest = after.trim_start();
+    }
     let (pid, after_pid) = word(rest);
     let rest = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
         after_pid.trim_start()
@@ -266,12 +272,18 @@ fn spring(s: &str) -> Option<Fields<'_>> {
         rest
     };
     let mut rest = rest.strip_prefix("---")?.trim_start();
-    let mut thread = None;
+    let mut names: [Option<&str>; 2] = [None, None];
     while let Some((inner, after)) = bracket(rest) {
-        // The last bracket before the logger is the thread; an earlier one is the app name.
-        thread = Some(inner.trim());
+        // Spring Boot 3.2+ writes `[app] [thread] [traceId-spanId] `; the last bracket that
+        // is not a correlation id is the thread.
+        if let Some(id) = correlation(inner) {
+            trace_id = trace_id.or(Some(id));
+        } else if !inner.trim().is_empty() || names[1].is_none() {
+            names = [names[1], Some(inner.trim())];
+        }
         rest = after.trim_start();
     }
+    let thread = names[1];
     let (logger, rest) = word(rest);
     let message = rest
         .trim_start()
@@ -287,8 +299,25 @@ fn spring(s: &str) -> Option<Fields<'_>> {
         thread: thread.filter(|t| !t.is_empty()).map(Cow::Borrowed),
         logger: (!logger.is_empty()).then_some(Cow::Borrowed(logger)),
         message: Cow::Borrowed(message.trim_end()),
+        trace_id: trace_id.map(Cow::Borrowed),
         ..Fields::default()
     })
+}
+
+/// The trace id of a correlation bracket: Sleuth's `app,traceId,spanId[,export]` or
+/// Micrometer's `traceId-spanId` (both ids hex). `None` for anything else, such as a thread.
+fn correlation(inner: &str) -> Option<&str> {
+    let inner = inner.trim();
+    let is_hex = |t: &str| t.len() >= 8 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = inner.split(',').map(str::trim);
+    if let (Some(_), Some(trace), Some(span)) = (parts.next(), parts.next(), parts.next())
+        && is_hex(trace)
+        && is_hex(span)
+    {
+        return Some(trace);
+    }
+    let (trace, span) = inner.split_once('-')?;
+    (is_hex(trace) && is_hex(span)).then_some(trace)
 }
 
 /// Python logging `%(asctime)s - %(name)s - %(levelname)s - %(message)s` (and the variant
