@@ -113,7 +113,7 @@ pub fn compare<'w>(
             continue;
         }
         result.compared += 1;
-        let outcome = j.outcome(steps);
+        let outcome = j.outcome_linked(journeys, steps);
         let failing = outcome.is_failing();
         if failing {
             result.failing_count += 1;
@@ -151,6 +151,12 @@ pub fn compare<'w>(
                 example: j
                     .steps
                     .iter()
+                    .chain(
+                        j.upstream
+                            .and_then(|u| journeys.get(u))
+                            .map(|u| u.steps.as_slice())
+                            .unwrap_or(&[]),
+                    )
                     .take(16)
                     .filter_map(|&i| steps.get(i))
                     .map(|s| At {

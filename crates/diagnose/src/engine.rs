@@ -163,6 +163,8 @@ pub struct JourneyStats {
     pub orphan_listener_lines: u64,
     /// Proxy restarts detected.
     pub restarts: u64,
+    /// Downstream connections linked to the upstream connection they were proxied to.
+    pub linked_upstream: u64,
 }
 
 /// The result of `diagnose` (the JSON contract; fields may be added, never renamed).
@@ -281,6 +283,7 @@ fn journey_stats(a: &Analysis) -> JourneyStats {
         journeys: a.journeys.journeys.len() as u64,
         orphan_listener_lines: a.journeys.orphan_listener_lines,
         restarts: a.journeys.restarts,
+        linked_upstream: a.journeys.linked_upstream,
     }
 }
 

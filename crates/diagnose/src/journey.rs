@@ -385,6 +385,9 @@ pub struct Journey {
     pub conn: Option<u64>,
     /// Indexes into the step list.
     pub steps: Vec<usize>,
+    /// The upstream connection this (downstream) connection was proxied to, when it could
+    /// be linked (index into [`Journeys::journeys`]).
+    pub upstream: Option<usize>,
 }
 
 /// Journeys plus the bookkeeping of what could not be attached.
@@ -396,6 +399,8 @@ pub struct Journeys {
     pub orphan_listener_lines: u64,
     /// Restarts detected (agent lines or ids going backwards).
     pub restarts: u64,
+    /// Downstream connections linked to their upstream connection.
+    pub linked_upstream: u64,
 }
 
 /// How long listener-filter lines wait for their `new connection` line. The sniffing
@@ -503,6 +508,7 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                     epoch: st.epoch,
                     conn: None,
                     steps: Vec::new(),
+                    upstream: None,
                 };
                 if let Some(g) = take_group(&mut st.pending, s.thread) {
                     j.steps = g.steps;
@@ -526,6 +532,7 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                         epoch: st.epoch,
                         conn: Some(id),
                         steps: Vec::new(),
+                        upstream: None,
                     };
                     if let Some(g) = take_group(&mut st.pending, s.thread) {
                         j.steps = g.steps;
@@ -550,6 +557,7 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                                 epoch: st.epoch,
                                 conn: Some(id),
                                 steps: vec![idx],
+                                upstream: None,
                             });
                         }
                     }
@@ -562,7 +570,60 @@ pub fn assemble(steps: &[Step]) -> Journeys {
         .flat_map(|p| p.pending.iter())
         .map(|g| g.steps.len() as u64)
         .sum::<u64>();
+    link_upstreams(&mut out, steps);
     out
+}
+
+/// How far after `Creating connection to cluster` the upstream connection must start.
+pub const UPSTREAM_LINK_WINDOW_NS: i64 = 1_000_000_000;
+
+/// Link each TCP-proxied downstream journey to the upstream connection it opened: the next
+/// journey of the same proxy and epoch that is not a downstream one, starting on the same
+/// thread (when known) within [`UPSTREAM_LINK_WINDOW_NS`] (formats.md §2.6 item 4). Looks at
+/// a bounded number of following journeys, so the pass stays linear.
+fn link_upstreams(out: &mut Journeys, steps: &[Step]) {
+    let mut claimed = vec![false; out.journeys.len()];
+    for d in 0..out.journeys.len() {
+        let Some(proxy) = out.journeys.get(d).and_then(|j| {
+            j.steps
+                .iter()
+                .filter_map(|&i| steps.get(i))
+                .find(|s| s.kind == StepKind::TcpProxy)
+                .cloned()
+        }) else {
+            continue;
+        };
+        let (file, instance, epoch) = match out.journeys.get(d) {
+            Some(j) => (j.file, j.instance, j.epoch),
+            None => continue,
+        };
+        let found = (d + 1..out.journeys.len().min(d + 65)).find(|&u| {
+            let Some(up) = out.journeys.get(u) else {
+                return false;
+            };
+            let Some(first) = up.steps.first().and_then(|&i| steps.get(i)) else {
+                return false;
+            };
+            !claimed[u]
+                && up.file == file
+                && up.instance == instance
+                && up.epoch == epoch
+                && up.conn.is_some()
+                && !up.is_downstream(steps)
+                && thread_matches(first.thread, proxy.thread)
+                && match (first.time, proxy.time) {
+                    (Some(a), Some(b)) => a >= b && a - b <= UPSTREAM_LINK_WINDOW_NS,
+                    _ => first.line > proxy.line,
+                }
+        });
+        if let Some(u) = found {
+            claimed[u] = true;
+            if let Some(j) = out.journeys.get_mut(d) {
+                j.upstream = Some(u);
+            }
+            out.linked_upstream += 1;
+        }
+    }
 }
 
 /// The listener filters that just finished are the group with the latest activity: the
@@ -667,6 +728,24 @@ impl Journey {
             }
             None if self.has(steps, StepKind::ListenerFilterTimeout) => Outcome::SniffTimeout,
             None => Outcome::Ok,
+        }
+    }
+
+    /// Like [`Journey::outcome`], but a downstream connection without a failure of its own
+    /// takes the failure of the upstream connection it was linked to (`upstream_<label>`).
+    #[must_use]
+    pub fn outcome_linked(&self, all: &[Journey], steps: &[Step]) -> Outcome {
+        let own = self.outcome(steps);
+        if own.is_failing() {
+            return own;
+        }
+        match self
+            .upstream
+            .and_then(|u| all.get(u))
+            .map(|u| u.outcome(steps))
+        {
+            Some(Outcome::Failed(l)) => Outcome::Failed(format!("upstream_{l}")),
+            _ => own,
         }
     }
 
@@ -926,6 +1005,23 @@ mod tests {
         let j = assemble(&steps);
         assert_eq!(j.journeys[0].steps, vec![2, 3, 4, 5]);
         assert_eq!(j.journeys[1].steps, vec![0, 1, 6, 7, 8]);
+    }
+
+    #[test]
+    fn tcp_proxy_links_to_its_upstream_connection() {
+        let mut s = vec![
+            step(1, 0, Some(10), StepKind::Accepted),
+            step(2, 0, Some(10), StepKind::TcpProxy),
+            step(3, 1, Some(11), StepKind::Connected),
+            step(4, 2, Some(11), StepKind::RemoteClose),
+            step(5, 2, Some(10), StepKind::LocalClose),
+        ];
+        s[1].detail = Some("PassthroughCluster".into());
+        let j = assemble(&s);
+        assert_eq!(j.journeys.len(), 2);
+        assert_eq!(j.journeys[0].upstream, Some(1));
+        assert_eq!(j.journeys[1].upstream, None);
+        assert_eq!(j.linked_upstream, 1);
     }
 
     #[test]

@@ -203,6 +203,12 @@ pub fn render_diagnosis(d: &Diagnosis, style: Style) -> String {
         o.item(&parts.join(", "));
     }
     inputs_section(&mut o, &d.inputs, &d.journeys);
+    if d.traffic.rows > 0 {
+        o.item(&format!(
+            "access logs: {} rows, {} failing",
+            d.traffic.rows, d.traffic.failing
+        ));
+    }
     o.item(&format!(
         "Istio version: {}{}",
         d.istio_version,
@@ -391,8 +397,8 @@ fn inputs_section(o: &mut Out, inputs: &[InputSummary], j: &JourneyStats) {
     }
     if j.journeys > 0 {
         o.item(&format!(
-            "{} connection journeys from {} sidecar lines; {} restarts; {} listener-filter lines without a connection",
-            j.journeys, j.steps, j.restarts, j.orphan_listener_lines
+            "{} connection journeys from {} sidecar lines ({} linked to their upstream connection); {} restarts; {} listener-filter lines without a connection",
+            j.journeys, j.steps, j.linked_upstream, j.restarts, j.orphan_listener_lines
         ));
     }
 }
