@@ -575,12 +575,17 @@ fn missing(
             }
         }
     }
-    if let Some(rule) = findings
-        .first()
-        .and_then(|f| rules.rules.iter().find(|r| r.id == f.cause))
-    {
-        for c in &rule.collect {
-            push(c);
+    // The leader's own collection list, then the first two of the runner-up's (what would
+    // confirm the alternative).
+    for (i, f) in findings.iter().take(2).enumerate() {
+        if let Some(rule) = rules.rules.iter().find(|r| r.id == f.cause) {
+            for c in rule
+                .collect
+                .iter()
+                .take(if i == 0 { usize::MAX } else { 2 })
+            {
+                push(c);
+            }
         }
     }
     if findings.is_empty() {
