@@ -158,7 +158,13 @@ pub fn from_epoch_number(value: f64) -> Option<Timestamp> {
         if whole > 9.2e18 {
             return None;
         }
-        let frac_nanos = ((value - whole) * scale as f64).round() as i64;
+        // An f64 holds epoch seconds to about 0.1 µs: round the fraction to whole
+        // microseconds so `.123456` does not come out as `.123456001`.
+        let frac_nanos = if scale == 1_000_000_000 {
+            ((value - whole) * 1e6).round() as i64 * 1_000
+        } else {
+            ((value - whole) * scale as f64).round() as i64
+        };
         (whole as i64)
             .checked_mul(scale)?
             .checked_add(frac_nanos)
