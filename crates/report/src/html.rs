@@ -73,8 +73,8 @@ pub fn chart_signature(d: &Diagnosis) -> &'static str {
 }
 
 /// A bucket width (a `meshdoctor_timeline::BucketSpec`) that gives a readable number of bars
-/// for the time span of the findings: `1m` up to 2 hours, `5m` up to 8 hours, `1h` up to 3
-/// days, `1d` beyond or when the span is unknown.
+/// for the time span of the findings: `10s` up to 5 minutes, `1m` up to 2 hours, `5m` up to
+/// 8 hours, `1h` up to 3 days, `1d` beyond or when the span is unknown.
 #[must_use]
 pub fn chart_bucket(d: &Diagnosis) -> &'static str {
     let mut lo: Option<i64> = None;
@@ -90,6 +90,7 @@ pub fn chart_bucket(d: &Diagnosis) -> &'static str {
     }
     match (lo, hi) {
         (Some(a), Some(b)) => match b.saturating_sub(a) {
+            s if s <= 300 => "10s",
             s if s <= 2 * 3600 => "1m",
             s if s <= 8 * 3600 => "5m",
             s if s <= 3 * 86_400 => "1h",
@@ -814,6 +815,33 @@ mod tests {
         );
         assert_eq!(esc("x\u{7}y"), "x y");
         assert!(matches!(esc("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn chart_defaults_without_findings() {
+        let d = Diagnosis {
+            verdict: "inconclusive".into(),
+            confidence: 0.0,
+            findings: Vec::new(),
+            missing_evidence: Vec::new(),
+            inputs: Vec::new(),
+            istio_version: "unknown".into(),
+            version_hints: Vec::new(),
+            bar: meshdoctor_diagnose::engine::Bar {
+                min_confidence: 0.6,
+                min_margin: 0.15,
+            },
+            journeys: Default::default(),
+            compare: Default::default(),
+            app_errors: [("tls-handshake".to_string(), 3u64)].into_iter().collect(),
+            traffic: Default::default(),
+            notes: Vec::new(),
+        };
+        assert_eq!(chart_bucket(&d), "1d");
+        assert_eq!(chart_signature(&d), "tls-handshake-error");
+        let html = render_html(&d, &HtmlOptions::default());
+        assert!(html.contains("id=\"verdict\">Inconclusive"));
+        assert!(!html.contains("id=\"chart\""), "no data, no chart");
     }
 
     #[test]
