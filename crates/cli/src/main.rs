@@ -10,7 +10,9 @@ mod config;
 mod diagnose;
 mod lab;
 mod scan;
+mod signatures;
 mod timeline;
+mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -46,6 +48,14 @@ enum Command {
     Compare(compare::Args),
     /// Count failures per time bucket per service (the Splunk query), with a chart.
     Timeline(timeline::Args),
+    /// Say whether a fix worked: failures before and after a change per service pair, an
+    /// exact rate-ratio test and a verdict (fixed / improved / no change / worse / not
+    /// enough data).
+    ///
+    /// Example: meshdoctor verify --before examples/sniffing-timeout --after examples/sniffing-timeout-fixed
+    Verify(verify::Args),
+    /// List the failure signatures `timeline` and `verify` can count, and what each matches.
+    Signatures(signatures::Args),
     /// Show the effective mesh settings per workload and port read from config files.
     Config(config::Args),
     /// Gather a bundle (logs with timestamps, mesh config, resources, config dumps, stats)
@@ -176,6 +186,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::run(&args),
         Command::Timeline(args) => timeline::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Signatures(args) => signatures::run(&args),
         Command::Collect(args) => collect::run(&args),
         Command::Lab(args) => lab::run(&args),
     };
