@@ -5,6 +5,9 @@
 //! other causes were ruled out, and what the inputs covered. Rendering only: no diagnosis
 //! logic and no I/O (the functions return strings).
 
+pub mod html;
+pub mod redact;
+
 use meshdoctor_diagnose::engine::{CompareOutput, Finding, InputSummary, JourneyStats};
 use meshdoctor_diagnose::{Diagnosis, EvidenceLine};
 use std::fmt::Write as _;
