@@ -1,0 +1,60 @@
+//! The whole reading pipeline on arbitrary file bytes: must never panic, and must find the
+//! same records whether the file is read in one piece or cut into 1 KiB ranges (the
+//! pipeline's promise that results do not depend on how the input was cut).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use meshdoctor_input::{ContentKind, DiscoverOptions, discover};
+use meshdoctor_logs::{InputContext, RunOptions, Sink};
+use meshdoctor_model::Event;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Keeps where each record started and how many lines it spans, in input order.
+#[derive(Default)]
+struct Records(Vec<(u64, u32)>);
+
+impl Sink for Records {
+    fn event(&mut self, _: &InputContext<'_>, event: &Event<'_>) {
+        self.0.push((event.line, event.line_count));
+    }
+    fn merge(&mut self, later: Self) {
+        self.0.extend(later.0);
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fuzz_target!(|data: &[u8]| {
+    // One file per call so that parallel fuzz jobs (-jobs=N) never share a path.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("meshdoctor-fuzz-{}-{n}.log", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let (mut inputs, _) = discover(std::slice::from_ref(&path), &DiscoverOptions::default());
+    // Sniffing may call arbitrary bytes a config document; parse them as a log anyway.
+    for input in &mut inputs {
+        input.content = ContentKind::Log;
+    }
+    let whole = meshdoctor_logs::run(&inputs, &RunOptions::default(), Records::default);
+    let cut_options = RunOptions {
+        range_bytes: 1024,
+        ..RunOptions::default()
+    };
+    let cut = meshdoctor_logs::run(&inputs, &cut_options, Records::default);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        whole.sink.0, cut.sink.0,
+        "records differ when the file is cut into ranges"
+    );
+    let totals = |out: &meshdoctor_logs::RunOutput<Records>| -> Vec<(u64, u64, u64)> {
+        out.coverage
+            .iter()
+            .map(|c| (c.lines, c.events, c.skipped))
+            .collect()
+    };
+    assert_eq!(
+        totals(&whole),
+        totals(&cut),
+        "coverage differs when the file is cut into ranges"
+    );
+});
