@@ -48,6 +48,9 @@ pub struct FileCoverage {
     pub skipped: u64,
     /// Blank or ignorable lines (not counted as skipped).
     pub blank_lines: u64,
+    /// Lines not parsed because no record in them could match what was asked for (a
+    /// `timeline` signature's literals); they are neither events nor skipped.
+    pub prefiltered_lines: u64,
     /// Events per family.
     pub families: BTreeMap<Family, u64>,
     /// Skipped lines per reason.
@@ -87,6 +90,7 @@ impl FileCoverage {
             events: 0,
             skipped: 0,
             blank_lines: 0,
+            prefiltered_lines: 0,
             families: BTreeMap::new(),
             skipped_reasons: BTreeMap::new(),
             skipped_examples: Vec::new(),
@@ -159,6 +163,7 @@ impl FileCoverage {
         self.events += later.events;
         self.skipped += later.skipped;
         self.blank_lines += later.blank_lines;
+        self.prefiltered_lines += later.prefiltered_lines;
         self.lines_counted += later.lines_counted;
         for (k, v) in later.families {
             *self.families.entry(k).or_default() += v;
@@ -197,7 +202,7 @@ impl FileCoverage {
 
     /// Settle derived fields once all ranges are merged.
     pub(crate) fn finish(&mut self) {
-        self.lines = self.lines_counted + self.blank_lines;
+        self.lines = self.lines_counted + self.blank_lines + self.prefiltered_lines;
         if self.kind.is_empty() {
             self.kind = match self.families.iter().max_by_key(|(_, n)| **n) {
                 Some((family, _)) => family.as_str().to_string(),
