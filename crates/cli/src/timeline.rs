@@ -77,8 +77,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let spec = BucketSpec::parse(&args.bucket).map_err(anyhow::Error::msg)?;
     let bucketer = Bucketer::in_zone(spec, &args.tz).map_err(anyhow::Error::msg)?;
     let dims = Dim::parse_list(&args.by).map_err(anyhow::Error::msg)?;
-    let (inputs, errors, options) = args.inputs.open();
+    let (inputs, errors, mut options) = args.inputs.open();
     warn_unreadable(&errors);
+    // Without --rate only matching records matter: skip the rest before parsing them.
+    if !args.rate
+        && let Some(prefilter) = signature.prefilter()
+    {
+        options.prefilter = Some(Arc::new(prefilter.automaton()?));
+    }
     let opts = Arc::new(CountOptions {
         signature: Arc::new(signature),
         bucketer,
