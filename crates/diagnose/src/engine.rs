@@ -44,6 +44,8 @@ pub struct Analysis {
     pub file_names: BTreeMap<u32, String>,
     /// The inputs (to re-read evidence lines).
     pub inputs: Vec<InputFile>,
+    /// Configuration read from the same inputs (mesh config, resources, dumps, stats).
+    pub config: meshdoctor_config::ConfigSet,
 }
 
 /// Read inputs and assemble journeys. `rules` supplies the patterns evaluated while reading.
@@ -58,6 +60,7 @@ pub fn analyse(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> A
         coverage: out.coverage,
         file_names: inputs.iter().map(|i| (i.id, i.display.clone())).collect(),
         inputs: inputs.to_vec(),
+        config: meshdoctor_config::load(inputs),
     }
 }
 
@@ -357,7 +360,9 @@ fn loc_lines(a: &Analysis, at: &[(u32, u64)]) -> Vec<EvidenceLine> {
 /// Apply rules to an analysis.
 #[must_use]
 pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
-    let version = a.collector.versions.range();
+    // Config (istiod / proxy images) names the version when the log layout does not.
+    let version =
+        crate::config_signals::version_with_config(a.collector.versions.range(), &a.config);
     let mut ctx = Ctx {
         a,
         cache: BTreeMap::new(),
@@ -1012,6 +1017,9 @@ impl Ctx<'_> {
             }
             return r;
         }
+        if name.starts_with("config.") || name.starts_with("stats:") {
+            return crate::config_signals::compute(a, self.version, name);
+        }
         if let Some(reason) = name.strip_prefix("journey.tls_error:") {
             return self.step_signal(|k, d| k == StepKind::TlsError && d == Some(reason));
         }
@@ -1141,6 +1149,33 @@ impl Ctx<'_> {
                 })?;
                 Some((t.file, t.line, t.time))
             }),
+            "journey.stalled_in_detection" => {
+                // Listener-filter lines carry no connection id, so match them per proxy in
+                // order: every HTTP-inspector start is finished by the connection being
+                // accepted (conn_handler `new connection`), a listener-filter timeout or a
+                // missing filter chain. Starts left over were still waiting for bytes.
+                let mut open: BTreeMap<(u32, u64), std::collections::VecDeque<usize>> =
+                    BTreeMap::new();
+                for (i, st) in steps.iter().enumerate() {
+                    let q = open.entry((st.file, st.instance)).or_default();
+                    match st.kind {
+                        StepKind::HttpInspector => q.push_back(i),
+                        StepKind::Accepted
+                        | StepKind::ListenerFilterTimeout
+                        | StepKind::FilterChainNotFound => {
+                            q.pop_front();
+                        }
+                        _ => {}
+                    }
+                }
+                let mut r = SignalResult::default();
+                for ((file, instance), q) in &open {
+                    for st in q.iter().filter_map(|&i| steps.get(i)) {
+                        r.hit(c.workload_of(*file, *instance), st.time, (st.file, st.line));
+                    }
+                }
+                r
+            }
             "journey.tcp_proxy_passthrough" => self.step_signal(|k, d| {
                 k == StepKind::TcpProxy && d.is_some_and(|d| d.starts_with("PassthroughCluster"))
             }),
@@ -1352,6 +1387,7 @@ mod tests {
             coverage: Vec::new(),
             file_names: [(0, "proxy.log".to_string())].into_iter().collect(),
             inputs: Vec::new(),
+            config: meshdoctor_config::ConfigSet::new(),
         }
     }
 

@@ -16,6 +16,7 @@ pub use rules::{Rule, RuleError, RuleSet};
 pub use signals::{EvidenceLine, SignalResult};
 pub mod collect;
 pub mod compare;
+pub mod config_signals;
 pub mod engine;
 pub mod journey;
 pub mod lines;

@@ -58,6 +58,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "journeys that hit a listener-filter timeout and then TCP-proxied to PassthroughCluster/BlackHoleCluster",
     ),
     (
+        "journey.stalled_in_detection",
+        "journeys that ran the HTTP inspector and then logged nothing else (no detected protocol, no timeout, no filter chain, no close): the sidecar is still waiting for the client's first bytes",
+    ),
+    (
         "journey.tcp_proxy_passthrough",
         "TCP proxy `Creating connection to cluster PassthroughCluster` (any cause)",
     ),
@@ -206,6 +210,9 @@ pub const ERROR_CLASSES: &[&str] = &[
 /// # Errors
 /// Unknown name or bad parameter, in words.
 pub fn check_name(name: &str) -> Result<(), String> {
+    if let Some(r) = crate::config_signals::check_name(name) {
+        return r;
+    }
     if BUILTIN.iter().any(|(n, _)| *n == name) {
         return Ok(());
     }

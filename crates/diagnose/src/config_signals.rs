@@ -1,0 +1,217 @@
+//! Signals computed from configuration inputs (mesh ConfigMap, Pods/Deployments, Services,
+//! PeerAuthentications, Envoy config dumps and stats) read by `meshdoctor-config`.
+//!
+//! Each signal cites the config line it rests on (file:line), so a finding that uses it shows
+//! that line as evidence. This module only turns config facts into [`SignalResult`]s; it must
+//! not parse config itself (that is `meshdoctor-config`) nor score rules (that is the engine).
+
+use crate::engine::Analysis;
+use crate::signals::SignalResult;
+use crate::version::{Minor, VersionRange};
+use meshdoctor_config::{ConfigSet, Protocol, ProtocolSource};
+use meshdoctor_model::Location;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Config signals without a parameter: (name, what it counts).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "config.caller_without_sidecar",
+        "workloads that log application errors (callers) whose Pod/Deployment has no istio-proxy container or opts out with `sidecar.istio.io/inject: \"false\"`",
+    ),
+    (
+        "config.caller_with_sidecar",
+        "callers (workloads that log application errors) whose Pod/Deployment runs an istio-proxy, when no caller lacks one",
+    ),
+    (
+        "config.detection_timeout_short",
+        "an effective outbound protocol detection timeout of at most 1 s (e.g. the Istio 1.6 chart's 100 ms) on Istio <= 1.7 or an unknown version; evidence is the ConfigMap / dump line",
+    ),
+    (
+        "config.detection_timeout_long",
+        "an effective outbound protocol detection timeout of at least 5 s, or disabled (0s): slow first bytes are not cut off by sniffing",
+    ),
+    (
+        "config.port_undeclared_server_first",
+        "a Service port of a server-first protocol (MySQL, SMTP, SSH, NATS, ...) whose name/appProtocol declares no protocol, so the client sidecar sniffs it and waits for client bytes",
+    ),
+];
+
+/// Config signals with a parameter: (prefix, what the parameter is).
+pub const PARAMETERISED: &[(&str, &str)] = &[
+    (
+        "config.risk:",
+        "a cause id: config-only risk findings of `meshdoctor config` with that id, each with its file:line",
+    ),
+    (
+        "stats:",
+        "an Envoy counter name, e.g. downstream_pre_cx_timeout, upstream_rq_pending_overflow, upstream_cx_destroy_remote_with_active_rq (count = the sum over every scope when > 0)",
+    ),
+];
+
+/// Server-first protocols by port and by a hint in the port name.
+const SERVER_FIRST: &[(u16, &str)] = &[
+    (21, "ftp"),
+    (22, "ssh"),
+    (25, "smtp"),
+    (110, "pop3"),
+    (143, "imap"),
+    (587, "submission"),
+    (3306, "mysql"),
+    (4222, "nats"),
+    (5432, "postgres"),
+];
+
+/// The version range to judge config facts with: the logs' when they name one, else the
+/// config's (istiod image, proxy images).
+#[must_use]
+pub fn version_with_config(logs: VersionRange, config: &ConfigSet) -> VersionRange {
+    if !logs.is_any() {
+        return logs;
+    }
+    config.istio_version().map_or(logs, |v| {
+        let m = Minor(
+            u16::try_from(v.value.major).unwrap_or(u16::MAX),
+            u16::try_from(v.value.minor).unwrap_or(u16::MAX),
+        );
+        VersionRange { lo: m, hi: m }
+    })
+}
+
+fn hit_at(r: &mut SignalResult, workload: Option<&str>, at: Location) {
+    r.hit(workload, None, (at.file, at.line));
+}
+
+/// Workloads that logged application errors (the callers), as log workload names.
+fn callers(a: &Analysis) -> BTreeSet<&str> {
+    a.collector
+        .app_errors
+        .iter()
+        .filter_map(|e| e.workload.as_deref())
+        .collect()
+}
+
+/// Compute a `config.*` or `stats:*` signal; unknown names give an empty result.
+#[must_use]
+pub fn compute(a: &Analysis, version: VersionRange, name: &str) -> SignalResult {
+    let config = &a.config;
+    let mut r = SignalResult::default();
+    if let Some(id) = name.strip_prefix("config.risk:") {
+        for f in config.findings().iter().filter(|f| f.id == id) {
+            hit_at(&mut r, None, f.at);
+        }
+        return r;
+    }
+    if let Some(stat) = name.strip_prefix("stats:") {
+        if let Some((total, at)) = config.stat_total(stat)
+            && total > 0.0
+        {
+            hit_at(&mut r, None, at);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                r.count = total.min(u64::MAX as f64) as u64;
+            }
+        }
+        return r;
+    }
+    match name {
+        "config.caller_without_sidecar" | "config.caller_with_sidecar" => {
+            let callers = callers(a);
+            let mut without = SignalResult::default();
+            let mut with = SignalResult::default();
+            for w in config.workloads() {
+                let log_name = if w.kind == "Pod" {
+                    meshdoctor_input::workload_from_pod(&w.name)
+                } else {
+                    w.name.clone()
+                };
+                if !callers.contains(log_name.as_str()) {
+                    continue;
+                }
+                if config.has_sidecar(w) {
+                    hit_at(&mut with, Some(&log_name), w.at);
+                } else {
+                    let at = w
+                        .annotation("sidecar.istio.io/inject")
+                        .map_or(w.at, |a| a.at);
+                    hit_at(&mut without, Some(&log_name), at);
+                }
+            }
+            if name == "config.caller_without_sidecar" {
+                without
+            } else if without.count == 0 {
+                with
+            } else {
+                SignalResult::default()
+            }
+        }
+        "config.detection_timeout_short" | "config.detection_timeout_long" => {
+            let short = name == "config.detection_timeout_short";
+            let version = version_with_config(version, config);
+            let old = version.is_any() || version.lo <= Minor(1, 7);
+            // Per service port first (what the sidecars resolve), then the mesh-wide value.
+            let mut seen: Vec<(Duration, Location, String)> = config
+                .effective()
+                .into_iter()
+                .filter(|row| row.protocol == Protocol::Auto)
+                .filter_map(|row| {
+                    row.detection_timeout
+                        .map(|d| (d.value, d.at, format!("{}.{}", row.service, row.namespace)))
+                })
+                .collect();
+            if seen.is_empty()
+                && let Some((d, at)) = config.detection_timeout_for("*")
+            {
+                seen.push((d, at, String::new()));
+            }
+            for (d, at, service) in seen {
+                let is_short = !d.is_zero() && d <= Duration::from_secs(1);
+                let is_long = d.is_zero() || d >= Duration::from_secs(5);
+                let w = (!service.is_empty()).then_some(service.as_str());
+                if (short && is_short && old) || (!short && is_long) {
+                    hit_at(&mut r, w, at);
+                }
+            }
+            r
+        }
+        "config.port_undeclared_server_first" => {
+            for row in config.effective() {
+                // Undeclared: the name/appProtocol gave no protocol (sniffed, or TCP only by
+                // a well-known port default that not every version applies).
+                let undeclared = row.protocol == Protocol::Auto
+                    || row.protocol_source == ProtocolSource::WellKnownPort;
+                let name = row.port_name.as_deref().unwrap_or("").to_ascii_lowercase();
+                let server_first = SERVER_FIRST.iter().any(|(p, hint)| {
+                    *p == row.port
+                        || Some(*p) == row.target_port
+                        || (!name.is_empty() && name.contains(hint))
+                });
+                if undeclared && server_first {
+                    hit_at(&mut r, Some(&row.service), row.port_at);
+                }
+            }
+            r
+        }
+        _ => r,
+    }
+}
+
+/// Check a `config.*` / `stats:*` signal name.
+///
+/// # Errors
+/// Unknown name or missing parameter.
+pub fn check_name(name: &str) -> Option<Result<(), String>> {
+    if BUILTIN.iter().any(|(n, _)| *n == name) {
+        return Some(Ok(()));
+    }
+    for (prefix, _) in PARAMETERISED {
+        if let Some(p) = name.strip_prefix(prefix) {
+            return Some(if p.is_empty() {
+                Err(format!("signal `{name}` needs a parameter after `:`"))
+            } else {
+                Ok(())
+            });
+        }
+    }
+    None
+}
