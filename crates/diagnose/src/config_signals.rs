@@ -196,6 +196,25 @@ pub fn compute(a: &Analysis, version: VersionRange, name: &str) -> SignalResult 
     }
 }
 
+/// The `{detection_timeout}` placeholder: the mesh-wide outbound protocol detection timeout
+/// read from config with where it was read (`100ms at istio-system/istio-configmap.yaml:29`),
+/// or `not read (no mesh config in the inputs)`.
+#[must_use]
+pub fn mesh_detection_timeout(a: &Analysis) -> String {
+    // No service is called `*`, so this resolves to the mesh-wide value (or a version default).
+    a.config.detection_timeout_for("*").map_or_else(
+        || "not read (no mesh config in the inputs)".to_string(),
+        |(d, at)| {
+            let shown = if d.is_zero() {
+                "0s (disabled)".to_string()
+            } else {
+                meshdoctor_config::format_duration(d)
+            };
+            format!("{shown} at {}:{}", a.config.file_name(at.file), at.line)
+        },
+    )
+}
+
 /// Check a `config.*` / `stats:*` signal name.
 ///
 /// # Errors

@@ -671,8 +671,15 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
                 pos *= 1.0 - e.weight;
                 // Anchors show two lines, corroboration one; the time range is the anchors'.
                 let take = if e.anchor { 2 } else { 1 };
+                // A config fact is one line that often settles the case (the ConfigMap's
+                // timeout, the Pod without a sidecar): it may use two extra slots.
+                let cap = if e.signal.starts_with("config.") || e.signal.starts_with("stats:") {
+                    MAX_EVIDENCE_LINES + 2
+                } else {
+                    MAX_EVIDENCE_LINES
+                };
                 for (f, l) in res.examples.iter().take(take) {
-                    if evidence.len() < MAX_EVIDENCE_LINES && !evidence.contains(&(*f, *l)) {
+                    if evidence.len() < cap && !evidence.contains(&(*f, *l)) {
                         evidence.push((*f, *l));
                     }
                 }
@@ -770,6 +777,7 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
         } else {
             format!("detected Istio {}", ctx.version)
         },
+        detection_timeout: crate::config_signals::mesh_detection_timeout(ctx.a),
     };
     let (fix, verify) = pick_fix(rule, ctx.version);
     let a = ctx.a;
@@ -841,6 +849,7 @@ struct Names {
     client: String,
     namespace: String,
     version: String,
+    detection_timeout: String,
 }
 
 impl Names {
@@ -856,6 +865,7 @@ impl Names {
             .replace("{client}", &self.client)
             .replace("{namespace}", &self.namespace)
             .replace("{istio_version}", &self.version)
+            .replace("{detection_timeout}", &self.detection_timeout)
     }
 }
 
