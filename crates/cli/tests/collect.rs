@@ -1,5 +1,5 @@
 //! `meshdoctor collect` against a stand-in `kubectl` on PATH that serves recorded outputs
-//! (`testdata/config/collect/`), then the bundle read back by `config` and `scan` unchanged.
+//! (`testdata/config/collect/`), then the bundle read back by `config`, `scan` and `diagnose` unchanged.
 
 use assert_cmd::Command;
 use std::path::PathBuf;
@@ -74,6 +74,35 @@ fn collects_a_bundle_that_the_readers_use_unchanged() {
         .arg(&bundle)
         .assert()
         .success();
+
+    // And `diagnose` takes the bundle as it is: every log is read, nothing is an I/O error
+    // (exit 2), and the logs carry the workload names of the bundle layout.
+    let out = Command::cargo_bin("meshdoctor")
+        .unwrap()
+        .args(["diagnose", "--format", "json"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs = doc["inputs"].as_array().unwrap();
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i["file"].as_str().unwrap().ends_with("orders.log")
+                && i["lines"].as_u64() > Some(0))
+    );
+    // The app and sidecar logs are read whole (istio-init prints iptables rules, no log).
+    for input in inputs
+        .iter()
+        .filter(|i| !i["file"].as_str().unwrap().ends_with("istio-init.log"))
+    {
+        assert_eq!(input["skipped"], 0, "{input:#?}");
+    }
 }
 
 #[test]
