@@ -234,3 +234,149 @@ pub fn check_name(name: &str) -> Option<Result<(), String>> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::{AppErr, Collector, Patterns};
+    use crate::journey::Journeys;
+    use meshdoctor_input::ContentKind;
+    use meshdoctor_model::ErrorClass;
+    use std::sync::Arc;
+
+    fn analysis(files: &[(&str, ContentKind, &str)], app_workload: Option<&str>) -> Analysis {
+        let mut config = ConfigSet::new();
+        for (i, (name, kind, text)) in files.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            config.add_bytes(id, name, *kind, text.as_bytes());
+        }
+        let mut collector = Collector::new(Arc::new(Patterns::default()));
+        if let Some(w) = app_workload {
+            collector.app_errors.push(AppErr {
+                file: 99,
+                line: 1,
+                time: None,
+                workload: Some(w.to_string()),
+                class: ErrorClass::ConnectionReset,
+                peer: None,
+                ids: Vec::new(),
+            });
+        }
+        Analysis {
+            collector,
+            journeys: Journeys::default(),
+            coverage: Vec::new(),
+            file_names: std::collections::BTreeMap::new(),
+            inputs: Vec::new(),
+            config,
+        }
+    }
+
+    const MESH_100MS: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n    protocolDetectionTimeout: 100ms\n";
+
+    #[test]
+    fn short_timeout_cites_the_configmap_line_and_respects_the_version() {
+        let a = analysis(&[("cm.yaml", ContentKind::Yaml, MESH_100MS)], None);
+        let r = compute(&a, VersionRange::ANY, "config.detection_timeout_short");
+        assert_eq!(r.count, 1);
+        assert_eq!(r.examples, vec![(0, 9)]);
+        assert_eq!(
+            compute(&a, VersionRange::ANY, "config.detection_timeout_long").count,
+            0
+        );
+        // On 1.9 the short value is not the 1.6-era risk this signal names.
+        let v19 = VersionRange::parse("1.9").expect("range");
+        assert_eq!(compute(&a, v19, "config.detection_timeout_short").count, 0);
+        assert!(mesh_detection_timeout(&a).starts_with("100ms at cm.yaml:9"));
+    }
+
+    #[test]
+    fn five_seconds_or_disabled_is_long() {
+        for value in ["5s", "0s"] {
+            let text = MESH_100MS.replace("100ms", value);
+            let a = analysis(&[("cm.yaml", ContentKind::Yaml, &text)], None);
+            assert_eq!(
+                compute(&a, VersionRange::ANY, "config.detection_timeout_long").count,
+                1,
+                "{value}"
+            );
+            assert_eq!(
+                compute(&a, VersionRange::ANY, "config.detection_timeout_short").count,
+                0
+            );
+        }
+    }
+
+    const PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: legacy-7d9f8c6b5-x2x9k\n  namespace: shop\n  annotations:\n    sidecar.istio.io/inject: \"false\"\nspec:\n  containers:\n  - name: legacy\n    image: legacy:1\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: orders-5c7f9b8d4-q8w2n\n  namespace: shop\nspec:\n  containers:\n  - name: orders\n    image: orders:1\n  - name: istio-proxy\n    image: docker.io/istio/proxyv2:1.6.8\n";
+
+    #[test]
+    fn a_caller_without_sidecar_is_named_from_its_pod_spec() {
+        let a = analysis(&[("pods.yaml", ContentKind::Yaml, PODS)], Some("legacy"));
+        let r = compute(&a, VersionRange::ANY, "config.caller_without_sidecar");
+        assert_eq!(r.count, 1);
+        assert!(r.workloads.contains("legacy"));
+        assert_eq!(r.examples, vec![(0, 7)], "the inject annotation line");
+        assert_eq!(
+            compute(&a, VersionRange::ANY, "config.caller_with_sidecar").count,
+            0
+        );
+        let meshed = analysis(&[("pods.yaml", ContentKind::Yaml, PODS)], Some("orders"));
+        assert_eq!(
+            compute(&meshed, VersionRange::ANY, "config.caller_with_sidecar").count,
+            1
+        );
+        assert_eq!(
+            compute(&meshed, VersionRange::ANY, "config.caller_without_sidecar").count,
+            0
+        );
+        // A workload that logs nothing is not a caller.
+        let quiet = analysis(&[("pods.yaml", ContentKind::Yaml, PODS)], None);
+        assert_eq!(
+            compute(&quiet, VersionRange::ANY, "config.caller_without_sidecar").count,
+            0
+        );
+    }
+
+    #[test]
+    fn undeclared_server_first_port() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\n  namespace: shop\nspec:\n  selector:\n    app: db\n  ports:\n  - name: db\n    port: 3306\n";
+        let a = analysis(&[("svc.yaml", ContentKind::Yaml, svc)], None);
+        let r = compute(&a, VersionRange::ANY, "config.port_undeclared_server_first");
+        assert_eq!(r.count, 1);
+        let declared = svc.replace("name: db\n    port", "name: tcp-mysql\n    port");
+        let a = analysis(&[("svc.yaml", ContentKind::Yaml, &declared)], None);
+        assert_eq!(
+            compute(&a, VersionRange::ANY, "config.port_undeclared_server_first").count,
+            0
+        );
+    }
+
+    #[test]
+    fn stats_sum_counters_and_zero_is_not_seen() {
+        let text = "cluster.outbound|80||a.shop.svc.cluster.local.upstream_rq_pending_overflow: 3\ncluster.outbound|80||b.shop.svc.cluster.local.upstream_rq_pending_overflow: 4\nlistener.0.0.0.0_80.downstream_pre_cx_timeout: 0\n";
+        let a = analysis(&[("stats.txt", ContentKind::EnvoyStats, text)], None);
+        let r = compute(&a, VersionRange::ANY, "stats:upstream_rq_pending_overflow");
+        assert_eq!(r.count, 7);
+        assert_eq!(r.examples, vec![(0, 2)], "the largest contributor");
+        assert_eq!(
+            compute(&a, VersionRange::ANY, "stats:downstream_pre_cx_timeout").count,
+            0
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(
+            check_name("config.risk:"),
+            Some(Err(
+                "signal `config.risk:` needs a parameter after `:`".into()
+            ))
+        );
+        assert_eq!(
+            check_name("stats:upstream_rq_pending_overflow"),
+            Some(Ok(()))
+        );
+        assert_eq!(check_name("config.caller_without_sidecar"), Some(Ok(())));
+        assert_eq!(check_name("journey.failing"), None);
+    }
+}

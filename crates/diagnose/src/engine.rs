@@ -1609,4 +1609,29 @@ mod tests {
         assert_eq!(ctx.compute("journey.sni_on_success").count, 1);
         assert_eq!(ctx.compute("journey.passthrough_after_timeout").count, 1);
     }
+
+    #[test]
+    fn detection_starts_without_an_outcome_are_stalled() {
+        let steps = vec![
+            // Connection 1: inspected, then accepted (finished).
+            step(1, 0, None, StepKind::OriginalDst, None),
+            step(2, 0, None, StepKind::HttpInspector, None),
+            step(3, 1, Some(1), StepKind::Accepted, None),
+            // Connection 2: inspected, timed out (finished).
+            step(4, 5, None, StepKind::HttpInspector, None),
+            step(5, 105, None, StepKind::ListenerFilterTimeout, None),
+            // Connections 3 and 4: inspected, then nothing.
+            step(6, 200, None, StepKind::HttpInspector, None),
+            step(7, 201, None, StepKind::HttpInspector, None),
+        ];
+        let a = analysis(steps, Vec::new());
+        let ctx = Ctx {
+            a: &a,
+            cache: BTreeMap::new(),
+            version: VersionRange::ANY,
+        };
+        let r = ctx.compute("journey.stalled_in_detection");
+        assert_eq!(r.count, 2);
+        assert_eq!(r.examples, vec![(0, 6), (0, 7)]);
+    }
 }
