@@ -1,12 +1,19 @@
 //! The whole reading pipeline on arbitrary file bytes: must never panic, and must find the
 //! same records whether the file is read in one piece or cut into 1 KiB ranges (the
-//! pipeline's promise that results do not depend on how the input was cut).
+//! pipeline's promise that results do not depend on how the input was cut). With a literal
+//! prefilter the same holds, and every record it lets through is a record of the full read.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meshdoctor_input::{ContentKind, DiscoverOptions, discover};
 use meshdoctor_logs::{InputContext, RunOptions, Sink};
 use meshdoctor_model::Event;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+/// Literals as a signature would give them; short ones so that random bytes hit them.
+static PREFILTER: LazyLock<Arc<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
+    Arc::new(aho_corasick::AhoCorasick::new(["reset", " 503 ", "x"]).expect("valid literals"))
+});
 
 /// Keeps where each record started and how many lines it spans, in input order.
 #[derive(Default)]
@@ -41,7 +48,30 @@ fuzz_target!(|data: &[u8]| {
         ..RunOptions::default()
     };
     let cut = meshdoctor_logs::run(&inputs, &cut_options, Records::default);
+    let filtered = RunOptions {
+        prefilter: Some(Arc::clone(&PREFILTER)),
+        ..RunOptions::default()
+    };
+    let filtered_whole = meshdoctor_logs::run(&inputs, &filtered, Records::default);
+    let filtered_cut = meshdoctor_logs::run(
+        &inputs,
+        &RunOptions {
+            range_bytes: 1024,
+            ..filtered
+        },
+        Records::default,
+    );
     let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        filtered_whole.sink.0, filtered_cut.sink.0,
+        "prefiltered records differ when the file is cut into ranges"
+    );
+    for record in &filtered_whole.sink.0 {
+        assert!(
+            whole.sink.0.contains(record),
+            "the prefilter produced a record the full read does not have: {record:?}"
+        );
+    }
     assert_eq!(
         whole.sink.0, cut.sink.0,
         "records differ when the file is cut into ranges"
