@@ -14,5 +14,10 @@ fuzz_target!(|data: &[u8]| {
 
 fn meshdoctor_model_families() -> [meshdoctor_logs::Family; 4] {
     use meshdoctor_logs::Family;
-    [Family::AppLog, Family::EnvoyDebug, Family::EnvoyAccess, Family::ProxyAgent]
+    [
+        Family::AppLog,
+        Family::EnvoyDebug,
+        Family::EnvoyAccess,
+        Family::ProxyAgent,
+    ]
 }
