@@ -128,8 +128,18 @@ pub fn compute(a: &Analysis, version: VersionRange, name: &str) -> SignalResult 
                 if !callers.contains(log_name.as_str()) {
                     continue;
                 }
+                // A sidecar that outbound traffic bypasses for some ports or ranges does not
+                // make the caller meshed for those calls: it counts as neither.
+                let bypasses = [
+                    "traffic.sidecar.istio.io/excludeOutboundPorts",
+                    "traffic.sidecar.istio.io/excludeOutboundIPRanges",
+                ]
+                .iter()
+                .any(|k| w.annotation(k).is_some_and(|a| !a.value.trim().is_empty()));
                 if config.has_sidecar(w) {
-                    hit_at(&mut with, Some(&log_name), w.at);
+                    if !bypasses {
+                        hit_at(&mut with, Some(&log_name), w.at);
+                    }
                 } else {
                     let at = w
                         .annotation("sidecar.istio.io/inject")

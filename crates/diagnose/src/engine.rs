@@ -1235,6 +1235,17 @@ impl Ctx<'_> {
                 count: c.app_records,
                 ..SignalResult::default()
             },
+            "inputs.no_failures" => {
+                // Absence is evidence only when there was traffic to fail.
+                let traffic = c.envoy_debug_lines + c.access_rows + c.app_records > 0;
+                let failing = self.compute("journey.failing").count
+                    + c.access_failures.count
+                    + c.app_classes.values().map(|r| r.count).sum::<u64>();
+                SignalResult {
+                    count: u64::from(traffic && failing == 0),
+                    ..SignalResult::default()
+                }
+            }
             "access.failures" => self.with_denominator(c.access_failures.clone()),
             "access.tcp_passthrough" => self.with_denominator(c.access_tcp_passthrough.clone()),
             "access.filter_chain_not_found" => {

@@ -111,6 +111,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("inputs.access_rows", "access log rows"),
     ("inputs.app_records", "application log records"),
+    (
+        "inputs.no_failures",
+        "1 when the inputs hold traffic (Envoy debug lines, access rows or app records) but no failure at all: no failing journey, no failing access row, no application network error",
+    ),
     // Access logs.
     (
         "access.failures",

@@ -78,7 +78,7 @@ fn the_seed_fix_gives_no_resets_and_no_sniffing_verdict() {
     let summary = run_blocking(cfg).expect("lab run");
     assert_eq!(summary.failures, 0, "5 s detection timeout: no resets");
     let d = doctor(tmp.path());
-    assert_ne!(d.verdict, "protocol-sniffing-timeout", "{}", ranking(&d));
+    assert_eq!(d.verdict, "inconclusive", "{}", ranking(&d));
     // The config line with the 5 s value is read and speaks against the sniffing cause.
     if let Some(f) = d
         .findings
@@ -92,4 +92,18 @@ fn the_seed_fix_gives_no_resets_and_no_sniffing_verdict() {
             "the 5 s ConfigMap counts against sniffing"
         );
     }
+}
+
+#[test]
+fn a_mesh_tcp_fallback_times_out_without_failures_and_names_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = LabConfig::new(Scenario::SniffingTimeout, tmp.path());
+    cfg.fallback = meshdoctor_lab::Fallback::MeshTcp;
+    let summary = run_blocking(cfg).expect("lab run");
+    assert_eq!(
+        summary.failures, 0,
+        "mesh-tcp fallback keeps mTLS: no resets"
+    );
+    let d = doctor(tmp.path());
+    assert_eq!(d.verdict, "inconclusive", "{}", ranking(&d));
 }
