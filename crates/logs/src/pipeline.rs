@@ -503,8 +503,15 @@ fn process_buffer<S: Sink>(
                 None if at_eof => buf.len(),
                 None => usize::MAX,
             };
+            // A hit in the unfinished last line cannot be placed: that line may be a
+            // continuation whose prefix the buffer end cut off. Search complete lines only.
+            let search_end = if at_eof {
+                buf.len()
+            } else {
+                memchr::memrchr(b'\n', &buf[pos..]).map_or(pos, |i| pos + i + 1)
+            };
             let rec = pf
-                .find(&buf[pos..])
+                .find(&buf[pos..search_end])
                 .map(|m| record_start(buf, pos, pos + m.start()))
                 .filter(|rs| *rs < stop);
             match rec {
@@ -686,7 +693,7 @@ fn process_buffer<S: Sink>(
     cursor.line = line_no;
     Step {
         consumed: buf.len(),
-        complete: true,
+        complete: at_eof,
     }
 }
 

@@ -139,3 +139,64 @@ fn list_view_paste_is_one_record() {
     assert_eq!(used, 1, "the paste is one record: {seen:?} {cov}");
     assert_eq!(cov["lines"], 7);
 }
+
+/// Inputs the pipeline fuzz target once failed on (`fuzz/regressions/pipeline/`): replayed
+/// on every test run with the fuzz target's checks.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/pipeline");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).expect("regressions folder") {
+        let path = entry.unwrap().path();
+        let scratch = tempfile::tempdir().unwrap();
+        let copy = scratch.path().join("input.log");
+        std::fs::copy(&path, &copy).unwrap();
+        let prefilter = Some(std::sync::Arc::new(
+            aho_corasick::AhoCorasick::new(["reset", " 503 ", "x"]).unwrap(),
+        ));
+        let whole = run_with(&copy, RunOptions::default());
+        let cut = run_with(
+            &copy,
+            RunOptions {
+                range_bytes: 1024,
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(whole, cut, "{}", path.display());
+        let filtered_whole = run_with(
+            &copy,
+            RunOptions {
+                prefilter: prefilter.clone(),
+                ..RunOptions::default()
+            },
+        );
+        let filtered_cut = run_with(
+            &copy,
+            RunOptions {
+                range_bytes: 1024,
+                prefilter,
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(filtered_whole.0, filtered_cut.0, "{}", path.display());
+        assert_eq!(
+            filtered_whole.1[0]["lines"],
+            whole.1[0]["lines"],
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            filtered_cut.1[0]["lines"],
+            whole.1[0]["lines"],
+            "{}",
+            path.display()
+        );
+        replayed += 1;
+    }
+    assert!(
+        replayed >= 2,
+        "expected the saved fuzz inputs in {}",
+        dir.display()
+    );
+}
