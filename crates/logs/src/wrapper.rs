@@ -102,15 +102,19 @@ struct SplunkResult<'a> {
     container_name: Option<Cow<'a, str>>,
 }
 
+// Built once: a memmem searcher costs more to build than to run on one line.
+static LOG_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"log\":"));
+static STREAM_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"stream\":"));
+
 /// Unwrap one physical line completely: JSON envelopes first, then text wrappers.
 #[must_use]
 pub fn unwrap_line(line: &str) -> Unwrapped<'_> {
     let b = line.as_bytes();
     if b.first() == Some(&b'{') {
         if b.starts_with(b"{\"log\":")
-            || (b.len() < 8192
-                && memchr::memmem::find(b, b"\"log\":").is_some()
-                && memchr::memmem::find(b, b"\"stream\":").is_some())
+            || (b.len() < 8192 && LOG_KEY.find(b).is_some() && STREAM_KEY.find(b).is_some())
         {
             if let Ok(docker) = serde_json::from_str::<DockerLine<'_>>(line) {
                 let collector_time = docker

@@ -199,6 +199,17 @@ impl Row<'_> {
     }
 }
 
+// Built once: a memmem searcher costs more to build than to run on one line.
+static RESPONSE_CODE_KEY: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b"\"response_code\""));
+static COMPANION_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| {
+        COMPANION_KEYS
+            .iter()
+            .map(|key| memmem::Finder::new(*key))
+            .collect()
+    });
+
 /// Parse a JSON record; see the module docs.
 pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     let line = record.split('\n').next().unwrap_or(record);
@@ -207,10 +218,10 @@ pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     // Cheap substring test first: most JSON lines in a mixed log are not access rows, and
     // full deserialisation is the expensive part.
     if !line.starts_with('{')
-        || memmem::find(bytes, b"\"response_code\"").is_none()
-        || !COMPANION_KEYS
+        || RESPONSE_CODE_KEY.find(bytes).is_none()
+        || !COMPANION_FINDERS
             .iter()
-            .any(|key| memmem::find(bytes, key).is_some())
+            .any(|key| key.find(bytes).is_some())
     {
         return None;
     }
