@@ -1,5 +1,5 @@
 //! Envoy stats in both forms: admin text (`name: value`) and Prometheus
-//! (`envoy_name{tag="v"} value`).
+//! (`envoy_name{tag="v"} value`), and the node's `conntrack -S` counters (`conntrack.<key>`).
 //!
 //! Every counter keeps its line. Histograms (`P0(...)` text values, `_bucket`/`_sum`/`_count`
 //! series) are skipped without an error: they carry no reset evidence we use. This module
@@ -118,6 +118,10 @@ pub fn parse_stats(text: &str) -> StatsFile {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        if let Some(counters) = parse_conntrack(line, line_no) {
+            out.stats.extend(counters);
+            continue;
+        }
         match parse_line(line, line_no) {
             Parsed::Stat(stat) => out.stats.push(stat),
             Parsed::Skip => {}
@@ -125,6 +129,28 @@ pub fn parse_stats(text: &str) -> StatsFile {
         }
     }
     out
+}
+
+/// A `conntrack -S` line (`cpu=0 found=0 invalid=48211 ...`): one `conntrack.<key>` counter
+/// per field, labelled with the CPU, so that `conntrack.invalid` sums over CPUs.
+fn parse_conntrack(line: &str, line_no: u64) -> Option<Vec<Stat>> {
+    let mut fields = line.split_whitespace();
+    let cpu = fields.next()?.strip_prefix("cpu=")?;
+    cpu.parse::<u32>().ok()?;
+    let mut stats = Vec::new();
+    for field in fields {
+        let (key, value) = field.split_once('=')?;
+        let value: u64 = value.parse().ok()?;
+        #[allow(clippy::cast_precision_loss)]
+        stats.push(Stat {
+            name: format!("conntrack.{key}"),
+            labels: vec![("cpu".to_string(), cpu.to_string())],
+            value: value as f64,
+            line: line_no,
+            form: StatForm::Text,
+        });
+    }
+    (!stats.is_empty()).then_some(stats)
 }
 
 enum Parsed {
@@ -235,6 +261,28 @@ fn parse_labels(mut s: &str) -> Option<(Vec<(String, String)>, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conntrack_counters_sum_over_cpus() {
+        let text = "cpu=0   \tfound=0 invalid=48211 ignore=1877221 insert=0 insert_failed=0 drop=0 early_drop=0 error=12 search_restart=3311 \n\
+cpu=1   \tfound=0 invalid=51090 ignore=1790045 insert=0 insert_failed=0 drop=0 early_drop=0 error=9 search_restart=3102\n";
+        let file = parse_stats(text);
+        assert!(file.bad_lines.is_empty());
+        let invalid: Vec<&Stat> = file
+            .stats
+            .iter()
+            .filter(|s| s.is("conntrack.invalid"))
+            .collect();
+        assert_eq!(invalid.len(), 2);
+        assert_eq!(invalid.iter().map(|s| s.value).sum::<f64>(), 99_301.0);
+        assert_eq!(invalid[1].line, 2);
+        assert_eq!(
+            invalid[1].labels,
+            vec![("cpu".to_string(), "1".to_string())]
+        );
+        // A malformed field makes the line not a conntrack line at all.
+        assert!(parse_conntrack("cpu=0 invalid=x", 1).is_none());
+    }
 
     #[test]
     fn both_forms() {

@@ -141,6 +141,20 @@ pub fn sniff_content(head: &[u8]) -> ContentKind {
     ContentKind::Log
 }
 
+/// A line of `conntrack -S`: `cpu=0 found=0 invalid=48211 ignore=... insert_failed=0 ...`.
+/// Node-level counters, read with the Envoy stats because they answer the same question
+/// (what did the data path count), e.g. for conntrack-INVALID resets.
+fn is_conntrack_stats_line(line: &str) -> bool {
+    let line = line.trim();
+    line.starts_with("cpu=")
+        && line.contains("invalid=")
+        && line.split_whitespace().all(|field| {
+            field
+                .split_once('=')
+                .is_some_and(|(key, value)| !key.is_empty() && value.parse::<u64>().is_ok())
+        })
+}
+
 const YAML_OPENERS: &[&str] = &[
     "apiVersion:",
     "kind:",
@@ -177,6 +191,9 @@ fn looks_like_log_bracket(line: &str) -> bool {
 }
 
 fn is_stats_line(line: &str) -> bool {
+    if is_conntrack_stats_line(line) {
+        return true;
+    }
     let Some((name, value)) = line.rsplit_once(": ") else {
         return false;
     };
