@@ -113,3 +113,31 @@ fn verify_calls_a_removed_failure_fixed() {
     let chart = std::fs::read_to_string(&svg).expect("svg");
     assert!(chart.contains(">change</text>"));
 }
+
+/// The bundled lab runs of the founding incident, before and after the 5 s fix: `verify`
+/// calls it fixed, with the counts and traffic the lab's truth files record.
+#[test]
+fn verify_says_the_bundled_incident_was_fixed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let truth = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join(dir).join("truth.json")).expect("truth.json"),
+        )
+        .expect("json")
+    };
+    let (before, after) = (truth("sniffing-timeout"), truth("sniffing-timeout-fixed"));
+    let doc = json_of(
+        meshdoctor()
+            .args(["verify", "--format", "json", "--before"])
+            .arg(root.join("sniffing-timeout"))
+            .arg("--after")
+            .arg(root.join("sniffing-timeout-fixed")),
+    );
+    let pair = &doc["pairs"][0];
+    assert_eq!(pair["service"], "service-a");
+    assert_eq!(pair["before"], before["failures"]);
+    assert_eq!(pair["after"], after["failures"]);
+    assert_eq!(pair["requests_before"], before["requests"]);
+    assert_eq!(pair["verdict"], "fixed");
+    assert!(pair["test"]["p_value"].as_f64().unwrap() < 0.001);
+}
