@@ -395,6 +395,68 @@ impl Envoy {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// `[C<id>] closing socket: <event>` (0 = remote close, 1 = local close).
+    pub fn close_socket(&self, id: u64, event: u8) {
+        self.log(
+            "connection",
+            site::CLOSE_SOCKET,
+            Some(id),
+            None,
+            &format!("closing socket: {event}"),
+        );
+    }
+
+    /// `[C<id>] adding to cleanup list`: the last line of a downstream connection.
+    pub fn cleanup(&self, id: u64) {
+        self.log(
+            "conn_handler",
+            site::CLEANUP,
+            Some(id),
+            None,
+            "adding to cleanup list",
+        );
+    }
+
+    /// `[C<id>] remote close`: the peer closed (FIN or RST alike in old Envoy).
+    pub fn remote_close(&self, id: u64) {
+        self.log(
+            "connection",
+            site::REMOTE_CLOSE,
+            Some(id),
+            None,
+            "remote close",
+        );
+    }
+
+    /// `[C<id>] closing data_to_write=0 type=0`: Envoy decided to close (FlushWrite).
+    pub fn closing(&self, id: u64) {
+        self.log(
+            "connection",
+            site::CLOSING,
+            Some(id),
+            None,
+            "closing data_to_write=0 type=0",
+        );
+    }
+
+    /// The first two listener-filter lines of an accepted socket (no connection id yet).
+    pub fn listener_filters_accepted(&self) {
+        self.log(
+            "filter",
+            site::ORIGINAL_DST,
+            None,
+            None,
+            "original_dst: New connection accepted",
+        );
+        self.log(
+            "filter",
+            site::TLS_INSPECTOR,
+            None,
+            None,
+            "tls inspector: new connection accepted",
+        );
+    }
+
     /// Write one debug line.
     pub fn log(&self, logger: &str, site: Site, conn: Option<u64>, stream: Option<u64>, msg: &str) {
         if self.sink.is_discard() {

@@ -205,20 +205,8 @@ async fn http_chain<D: Io>(
             Ok(Err(ReadError::Closed))
             | Ok(Err(ReadError::Truncated))
             | Ok(Err(ReadError::Io(_))) => {
-                envoy.log(
-                    "connection",
-                    site::REMOTE_CLOSE,
-                    Some(ds.id),
-                    None,
-                    "remote close",
-                );
-                envoy.log(
-                    "connection",
-                    site::CLOSE_SOCKET,
-                    Some(ds.id),
-                    None,
-                    "closing socket: 0",
-                );
+                envoy.remote_close(ds.id);
+                envoy.close_socket(ds.id, 0);
                 break;
             }
             Ok(Err(ReadError::Protocol(what))) => {
@@ -236,13 +224,7 @@ async fn http_chain<D: Io>(
                     None,
                     "closing data_to_write=0 type=2",
                 );
-                envoy.log(
-                    "connection",
-                    site::CLOSE_SOCKET,
-                    Some(ds.id),
-                    None,
-                    "closing socket: 1",
-                );
+                envoy.close_socket(ds.id, 1);
                 break;
             }
             Err(_) => break,
@@ -370,20 +352,8 @@ async fn http_chain<D: Io>(
                         (resp, keep.then_some(p))
                     }
                     _ => {
-                        envoy.log(
-                            "connection",
-                            site::REMOTE_CLOSE,
-                            Some(p.id),
-                            None,
-                            "remote close",
-                        );
-                        envoy.log(
-                            "connection",
-                            site::CLOSE_SOCKET,
-                            Some(p.id),
-                            None,
-                            "closing socket: 0",
-                        );
+                        envoy.remote_close(p.id);
+                        envoy.close_socket(p.id, 0);
                         envoy.log(
                             "client",
                             site::CODEC_CLIENT,
@@ -440,23 +410,11 @@ async fn http_chain<D: Io>(
                 None,
                 "closing data_to_write=0 type=1",
             );
-            envoy.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(ds.id),
-                None,
-                "closing socket: 1",
-            );
+            envoy.close_socket(ds.id, 1);
             break;
         }
     }
-    envoy.log(
-        "conn_handler",
-        site::CLEANUP,
-        Some(ds.id),
-        None,
-        "adding to cleanup list",
-    );
+    envoy.cleanup(ds.id);
     down
 }
 
@@ -649,20 +607,7 @@ impl ClientSidecar {
         let e = &worker;
         let legacy = e.layout() == EnvoyLayout::Istio16;
         if legacy {
-            e.log(
-                "filter",
-                site::ORIGINAL_DST,
-                None,
-                None,
-                "original_dst: New connection accepted",
-            );
-            e.log(
-                "filter",
-                site::TLS_INSPECTOR,
-                None,
-                None,
-                "tls inspector: new connection accepted",
-            );
+            e.listener_filters_accepted();
             e.log(
                 "filter",
                 site::HTTP_INSPECTOR,
@@ -842,20 +787,8 @@ impl ClientSidecar {
                 row.flags = "UF";
                 row.duration_ms = accepted.elapsed().as_millis() as u64;
                 e.access_log(&row);
-                e.log(
-                    "connection",
-                    site::CLOSE_SOCKET,
-                    Some(id),
-                    None,
-                    "closing socket: 1",
-                );
-                e.log(
-                    "conn_handler",
-                    site::CLEANUP,
-                    Some(id),
-                    None,
-                    "adding to cleanup list",
-                );
+                e.close_socket(id, 1);
+                e.cleanup(id);
                 return;
             }
         };
@@ -872,71 +805,17 @@ impl ClientSidecar {
         row.bytes_sent = end.up_to_down;
         if end.upstream_closed_first {
             // Old Envoy logs FIN and RST alike as "remote close".
-            e.log(
-                "connection",
-                site::REMOTE_CLOSE,
-                Some(up.id),
-                None,
-                "remote close",
-            );
-            e.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(up.id),
-                None,
-                "closing socket: 0",
-            );
-            e.log(
-                "connection",
-                site::CLOSING,
-                Some(id),
-                None,
-                "closing data_to_write=0 type=0",
-            );
-            e.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(id),
-                None,
-                "closing socket: 1",
-            );
+            e.remote_close(up.id);
+            e.close_socket(up.id, 0);
+            e.closing(id);
+            e.close_socket(id, 1);
         } else {
-            e.log(
-                "connection",
-                site::REMOTE_CLOSE,
-                Some(id),
-                None,
-                "remote close",
-            );
-            e.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(id),
-                None,
-                "closing socket: 0",
-            );
-            e.log(
-                "connection",
-                site::CLOSING,
-                Some(up.id),
-                None,
-                "closing data_to_write=0 type=0",
-            );
-            e.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(up.id),
-                None,
-                "closing socket: 1",
-            );
+            e.remote_close(id);
+            e.close_socket(id, 0);
+            e.closing(up.id);
+            e.close_socket(up.id, 1);
         }
-        e.log(
-            "conn_handler",
-            site::CLEANUP,
-            Some(id),
-            None,
-            "adding to cleanup list",
-        );
+        e.cleanup(id);
         row.duration_ms = accepted.elapsed().as_millis() as u64;
         e.access_log(&row);
         let kind = if end.upstream_reset {
@@ -1036,20 +915,7 @@ impl ServerSidecar {
         let start_ts = now();
         let legacy = e.layout() == EnvoyLayout::Istio16;
         if legacy {
-            e.log(
-                "filter",
-                site::ORIGINAL_DST,
-                None,
-                None,
-                "original_dst: New connection accepted",
-            );
-            e.log(
-                "filter",
-                site::TLS_INSPECTOR,
-                None,
-                None,
-                "tls inspector: new connection accepted",
-            );
+            e.listener_filters_accepted();
         }
         // TLS detection by peeking: one peek returns as soon as any byte is there (no loop).
         let mut first = [0u8; 1];
@@ -1144,27 +1010,9 @@ impl ServerSidecar {
                 let mut five = [0u8; 5];
                 let got = tokio::time::timeout_at(self.deadline, s.read_exact(&mut five)).await;
                 if !matches!(got, Ok(Ok(_))) {
-                    e.log(
-                        "connection",
-                        site::REMOTE_CLOSE,
-                        Some(id),
-                        None,
-                        "remote close",
-                    );
-                    e.log(
-                        "connection",
-                        site::CLOSE_SOCKET,
-                        Some(id),
-                        None,
-                        "closing socket: 0",
-                    );
-                    e.log(
-                        "conn_handler",
-                        site::CLEANUP,
-                        Some(id),
-                        None,
-                        "adding to cleanup list",
-                    );
+                    e.remote_close(id);
+                    e.close_socket(id, 0);
+                    e.cleanup(id);
                     return;
                 }
                 let (code, reason) =
@@ -1193,20 +1041,8 @@ impl ServerSidecar {
                         &format!("remote address:{peer},TLS_error:|{code}:SSL routines:OPENSSL_internal:{reason}:TLS_error_end"),
                     );
                 }
-                e.log(
-                    "connection",
-                    site::CLOSE_SOCKET,
-                    Some(id),
-                    None,
-                    "closing socket: 0",
-                );
-                e.log(
-                    "conn_handler",
-                    site::CLEANUP,
-                    Some(id),
-                    None,
-                    "adding to cleanup list",
-                );
+                e.close_socket(id, 0);
+                e.cleanup(id);
                 self.reject_close(s).await;
             }
             (MtlsMode::Permissive, _) => {
@@ -1342,20 +1178,8 @@ impl ServerSidecar {
                         ),
                     );
                 }
-                e.log(
-                    "connection",
-                    site::CLOSE_SOCKET,
-                    Some(id),
-                    None,
-                    "closing socket: 0",
-                );
-                e.log(
-                    "conn_handler",
-                    site::CLEANUP,
-                    Some(id),
-                    None,
-                    "adding to cleanup list",
-                );
+                e.close_socket(id, 0);
+                e.cleanup(id);
                 return;
             }
             Err(_) => return,
@@ -1417,30 +1241,12 @@ impl ServerSidecar {
         let mut tls = tls;
         let start_ts = now();
         let Ok(mut up) = app.open(e).await else {
-            e.log(
-                "connection",
-                site::CLOSE_SOCKET,
-                Some(id),
-                None,
-                "closing socket: 1",
-            );
+            e.close_socket(id, 1);
             return;
         };
         let end = pipe(&mut tls, &mut up.io, &[], self.deadline).await;
-        e.log(
-            "connection",
-            site::REMOTE_CLOSE,
-            Some(if end.upstream_closed_first { up.id } else { id }),
-            None,
-            "remote close",
-        );
-        e.log(
-            "conn_handler",
-            site::CLEANUP,
-            Some(id),
-            None,
-            "adding to cleanup list",
-        );
+        e.remote_close(if end.upstream_closed_first { up.id } else { id });
+        e.cleanup(id);
         let row = AccessRow {
             start: start_ts,
             request: None,
