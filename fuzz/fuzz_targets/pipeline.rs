@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// Literals as a signature would give them; short ones so that random bytes hit them.
-static PREFILTER: LazyLock<Arc<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
-    Arc::new(aho_corasick::AhoCorasick::new(["reset", " 503 ", "x"]).expect("valid literals"))
+static PREFILTER: LazyLock<Arc<meshdoctor_logs::Prefilter>> = LazyLock::new(|| {
+    Arc::new(meshdoctor_logs::Prefilter::new(&["reset", " 503 ", "x"]).expect("valid literals"))
 });
 
 /// Keeps where each record started and how many lines it spans, in input order.
@@ -25,6 +25,11 @@ impl Sink for Records {
     }
     fn merge(&mut self, later: Self) {
         self.0.extend(later.0);
+    }
+    fn shift_lines(&mut self, lines: u64) {
+        for record in &mut self.0 {
+            record.0 += lines;
+        }
     }
 }
 
@@ -45,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let whole = meshdoctor_logs::run(&inputs, &RunOptions::default(), Records::default);
     let cut_options = RunOptions {
         range_bytes: 1024,
+        block_bytes: 100,
         ..RunOptions::default()
     };
     let cut = meshdoctor_logs::run(&inputs, &cut_options, Records::default);
@@ -57,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
         &inputs,
         &RunOptions {
             range_bytes: 1024,
+            block_bytes: 100,
             ..filtered
         },
         Records::default,

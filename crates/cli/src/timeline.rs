@@ -83,7 +83,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !args.rate
         && let Some(prefilter) = signature.prefilter()
     {
-        options.prefilter = Some(Arc::new(prefilter.automaton()?));
+        options.prefilter = Some(Arc::new(meshdoctor_logs::Prefilter::new(
+            &prefilter.literals,
+        )?));
     }
     let opts = Arc::new(CountOptions {
         signature: Arc::new(signature),

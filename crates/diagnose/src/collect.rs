@@ -772,6 +772,30 @@ impl Sink for Collector {
         self.patterns(input, event);
     }
 
+    fn shift_lines(&mut self, lines: u64) {
+        // Every place that keeps a line number; a new one must be added here.
+        self.steps.iter_mut().for_each(|s| s.line += lines);
+        self.access_fail_rows
+            .iter_mut()
+            .for_each(|r| r.line += lines);
+        self.app_errors.iter_mut().for_each(|e| e.line += lines);
+        self.agent.iter_mut().for_each(|a| a.line += lines);
+        let signals = self
+            .access_flags
+            .values_mut()
+            .chain(self.access_codes.values_mut())
+            .chain(self.app_classes.values_mut())
+            .chain(self.pattern_results.iter_mut())
+            .chain([
+                &mut self.access_failures,
+                &mut self.access_tcp_passthrough,
+                &mut self.access_filter_chain_not_found,
+            ]);
+        for signal in signals {
+            signal.shift_lines(lines);
+        }
+    }
+
     fn merge(&mut self, later: Self) {
         let room = MAX_STEPS.saturating_sub(self.steps.len());
         self.steps_dropped += later.steps_dropped + later.steps.len().saturating_sub(room) as u64;

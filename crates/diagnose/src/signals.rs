@@ -296,6 +296,13 @@ impl SignalResult {
         }
     }
 
+    /// Add `lines` to the example line numbers (see `Sink::shift_lines`).
+    pub fn shift_lines(&mut self, lines: u64) {
+        for (_, line) in &mut self.examples {
+            *line += lines;
+        }
+    }
+
     /// Append a later result (input order preserved for examples).
     pub fn merge(&mut self, later: SignalResult) {
         self.count += later.count;

@@ -13,7 +13,7 @@ mod open;
 mod sniff;
 
 pub use names::{PathNames, names_from_path, workload_from_pod};
-pub use open::{ByteSource, open_stream, read_range};
+pub use open::{ByteSource, open_stream, read_at_most};
 pub use sniff::{ContentKind, sniff_content};
 
 use meshdoctor_model::FileId;

@@ -21,29 +21,22 @@ pub fn open_stream(input: &InputFile) -> std::io::Result<ByteSource> {
     })
 }
 
-/// Read `len` bytes at `offset` of a regular file into `buf` (cleared first). Returns fewer
-/// bytes at end of file.
+/// Fill `dst` with the bytes at `offset` of a regular file; returns how many were read
+/// (fewer than `dst.len()` only at end of file). The caller owns and reuses `dst`, so nothing
+/// is zeroed or allocated per read.
 ///
 /// # Errors
 /// When the read fails.
-pub fn read_range(
-    file: &std::fs::File,
-    offset: u64,
-    len: usize,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<()> {
+pub fn read_at_most(file: &std::fs::File, offset: u64, dst: &mut [u8]) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
-    buf.clear();
-    buf.resize(len, 0);
     let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+    while filled < dst.len() {
+        match file.read_at(&mut dst[filled..], offset + filled as u64) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(filled);
-    Ok(())
+    Ok(filled)
 }

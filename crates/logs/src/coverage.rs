@@ -157,6 +157,13 @@ impl FileCoverage {
         }
     }
 
+    /// Add `lines` to the line numbers kept (see [`crate::Sink::shift_lines`]).
+    pub fn shift_lines(&mut self, lines: u64) {
+        for example in &mut self.skipped_examples {
+            example.line += lines;
+        }
+    }
+
     /// Append the coverage of the range that follows.
     pub fn merge(&mut self, later: FileCoverage) {
         self.bytes += later.bytes;

@@ -20,7 +20,7 @@ pub mod timestamp;
 pub mod wrapper;
 
 pub use coverage::FileCoverage;
-pub use pipeline::{InputContext, NoSink, Progress, RunOptions, RunOutput, Sink, run};
+pub use pipeline::{InputContext, NoSink, Prefilter, Progress, RunOptions, RunOutput, Sink, run};
 
 pub use meshdoctor_model::Family;
 use meshdoctor_model::{Origin, Payload, Timestamp};

@@ -1,29 +1,37 @@
 //! The driver: read every input once, cut it into records, parse them in parallel, and hand
 //! each event to a [`Sink`] while counting what was understood and what was skipped.
 //!
-//! Regular files are cut into byte ranges that are read with positioned reads and processed
-//! on the rayon pool; gzip files and stdin are streamed in blocks. Memory stays bounded by
+//! Regular files are cut into byte ranges that are read with positioned reads into a buffer
+//! each worker reuses; gzip files and stdin are streamed in blocks. Memory stays bounded by
 //! the range size times the number of threads, whatever the input size. Results do not
 //! depend on how the input was cut: ranges start at record boundaries (see
-//! [`crate::record`]) and sinks are merged in input order.
+//! [`crate::record`]), each range numbers its lines from its own start, and the sink of each
+//! range is merged in input order after being shifted by the lines of the ranges before it,
+//! which are known by then. So every byte is read once and no pass exists only to count lines.
 
 use crate::record::{MAX_CONTINUATION_LINES, MAX_LINE_BYTES, is_continuation};
 use crate::wrapper::{Envelope, Unwrapped, unwrap_line};
 use crate::{coverage::FileCoverage, dispatch::parse_record};
-use meshdoctor_input::{Access, InputFile, PathNames, open_stream, read_range};
+use meshdoctor_input::{Access, InputFile, PathNames, open_stream, read_at_most};
 use meshdoctor_model::{Event, Family, FileId, Origin, SkipReason};
-use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
-/// Receives events. One sink is made per unit of parallel work; sinks are merged in input
-/// order, so a sink sees a deterministic sequence whatever the thread count.
+/// Receives events. One sink is made per unit of work (a byte range of a file, or a whole
+/// stream); sinks are merged in input order, so a sink sees a deterministic sequence whatever
+/// the thread count.
 pub trait Sink: Send + Sized {
     /// Called once per parsed record.
     fn event(&mut self, input: &InputContext<'_>, event: &Event<'_>);
     /// Append the sink of the work that follows this one in input order.
     fn merge(&mut self, later: Self);
+    /// Add `lines` to every line number this sink kept. Line numbers of a range are counted
+    /// from the range's start; before the range's sink is merged, the pipeline shifts it by
+    /// the lines of the same file before the range. All lines in one such sink are of one file.
+    fn shift_lines(&mut self, lines: u64);
 }
 
 /// A sink that keeps nothing (for a pure coverage scan).
@@ -33,6 +41,7 @@ pub struct NoSink;
 impl Sink for NoSink {
     fn event(&mut self, _: &InputContext<'_>, _: &Event<'_>) {}
     fn merge(&mut self, _: Self) {}
+    fn shift_lines(&mut self, _: u64) {}
 }
 
 /// What a sink knows about the input an event came from.
@@ -87,12 +96,17 @@ pub struct RunOptions {
     pub forced: Option<Family>,
     /// Workload name for inputs that name none (`--service`).
     pub service: Option<String>,
-    /// Size of the byte ranges regular files are cut into.
+    /// Size of the byte ranges regular files are cut into (the unit of parallel work).
     pub range_bytes: usize,
+    /// Bytes read at a time within a range or stream. Small enough that a block stays in
+    /// the core's cache while the prefilter, the line splitter and the parsers walk over it
+    /// (8 MiB blocks made every pass a trip to main memory), large enough that per-block
+    /// work is negligible. Tests set it tiny to cut records at every possible place.
+    pub block_bytes: usize,
     /// Only records whose text contains a match are parsed and given to the sink (issue 7:
     /// `timeline` at close to `rg -c` speed). Skipped lines are counted, not parsed.
     /// Leave `None` when a sink needs every record (`timeline --rate` counts all access rows).
-    pub prefilter: Option<std::sync::Arc<aho_corasick::AhoCorasick>>,
+    pub prefilter: Option<std::sync::Arc<Prefilter>>,
 }
 
 impl Default for RunOptions {
@@ -102,8 +116,44 @@ impl Default for RunOptions {
             forced: None,
             service: None,
             range_bytes: 8 * 1024 * 1024,
+            block_bytes: 256 * 1024,
             prefilter: None,
         }
+    }
+}
+
+/// Literals of which a record must contain one to be worth parsing, compiled once.
+#[derive(Debug)]
+pub struct Prefilter {
+    /// The literals, then the openers of a Splunk list-view block (see [`opens_list_view`]),
+    /// so one pass over the bytes finds both.
+    automaton: aho_corasick::AhoCorasick,
+    /// Pattern index of the first list-view opener.
+    list_view: usize,
+}
+
+/// How a Splunk list-view block starts. Both are searched whole: a pattern shorter than four
+/// bytes would make the automaton's SIMD fingerprint weaker and the search markedly slower.
+const LIST_VIEW_OPENERS: [&str; 2] = ["{ [-]", "{ [+]"];
+
+impl Prefilter {
+    /// Compile `literals` (case-sensitive; any one suffices).
+    ///
+    /// # Errors
+    /// Only when the automaton would be too large, which a few literals never are.
+    pub fn new<L: AsRef<str>>(literals: &[L]) -> Result<Self, aho_corasick::BuildError> {
+        let patterns: Vec<&str> = literals
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(LIST_VIEW_OPENERS)
+            .collect();
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(&patterns)?;
+        Ok(Prefilter {
+            automaton,
+            list_view: literals.len(),
+        })
     }
 }
 
@@ -117,15 +167,58 @@ pub struct RunOutput<S> {
 }
 
 enum Task {
-    Range {
-        file: usize,
-        start: u64,
-        end: u64,
-        first_line: u64,
-    },
-    Stream {
-        file: usize,
-    },
+    Range { file: usize, start: u64, end: u64 },
+    Stream { file: usize },
+}
+
+impl Task {
+    fn file(&self) -> usize {
+        match *self {
+            Task::Range { file, .. } | Task::Stream { file } => file,
+        }
+    }
+}
+
+/// How many tasks may finish ahead of the oldest unmerged one. Finished sinks wait in memory
+/// until they can be merged in order; this bounds how many wait.
+const MAX_TASKS_AHEAD: usize = 16;
+
+/// What one task produced, waiting to be merged in input order.
+struct TaskOutput<S> {
+    file: usize,
+    sink: S,
+    coverage: FileCoverage,
+    /// Newlines in the byte range the task owns: the line offset of the file's next range.
+    lines: u64,
+}
+
+/// Merges task outputs in task order, shifting each by the lines before it in its file.
+struct OrderedMerge<S> {
+    next: usize,
+    waiting: BTreeMap<usize, TaskOutput<S>>,
+    sink: S,
+    coverage: BTreeMap<usize, FileCoverage>,
+    lines_before: BTreeMap<usize, u64>,
+}
+
+impl<S: Sink> OrderedMerge<S> {
+    fn accept(&mut self, index: usize, output: TaskOutput<S>) {
+        self.waiting.insert(index, output);
+        while let Some(mut out) = self.waiting.remove(&self.next) {
+            let before = self.lines_before.entry(out.file).or_default();
+            out.sink.shift_lines(*before);
+            out.coverage.shift_lines(*before);
+            *before += out.lines;
+            self.sink.merge(out.sink);
+            match self.coverage.get_mut(&out.file) {
+                Some(existing) => existing.merge(out.coverage),
+                None => {
+                    self.coverage.insert(out.file, out.coverage);
+                }
+            }
+            self.next += 1;
+        }
+    }
 }
 
 /// Read all `inputs` whose content is a log and feed their events to sinks made by
@@ -139,53 +232,81 @@ pub fn run<S: Sink>(
         .filter(|&i| inputs[i].content.is_log())
         .collect();
     let mut tasks = Vec::new();
-    let mut line_errors: BTreeMap<usize, String> = BTreeMap::new();
     for &idx in &log_inputs {
         match inputs[idx].access {
-            Access::Plain { len } => match plan_ranges(&inputs[idx], len, options.range_bytes) {
-                Ok(ranges) => {
-                    for (start, end, first_line) in ranges {
-                        tasks.push(Task::Range {
-                            file: idx,
-                            start,
-                            end,
-                            first_line,
-                        });
+            Access::Plain { len } => {
+                let range = options.range_bytes.max(1024) as u64;
+                let mut start = 0;
+                loop {
+                    let end = (start + range).min(len);
+                    tasks.push(Task::Range {
+                        file: idx,
+                        start,
+                        end,
+                    });
+                    if end >= len {
+                        break;
                     }
+                    start = end;
                 }
-                Err(e) => {
-                    line_errors.insert(idx, e.to_string());
-                }
-            },
+            }
             Access::Gzip | Access::Stdin => tasks.push(Task::Stream { file: idx }),
         }
     }
 
-    let fold_identity = || (make_sink(), BTreeMap::<usize, FileCoverage>::new());
-    let (sink, mut cov) = tasks
-        .par_iter()
-        .fold(fold_identity, |(mut sink, mut covs), task| {
-            let (file, part) = run_task(task, inputs, options, &mut sink);
-            merge_cov(&mut covs, file, part);
-            (sink, covs)
-        })
-        .reduce(fold_identity, |(mut sink_a, mut cov_a), (sink_b, cov_b)| {
-            sink_a.merge(sink_b);
-            for (file, part) in cov_b {
-                merge_cov(&mut cov_a, file, part);
-            }
-            (sink_a, cov_a)
-        });
+    // Workers take tasks in order from a shared counter (not rayon's splitting, which would
+    // start the second half of the input early and make every sink of the first half wait
+    // to be merged), so finished sinks are merged almost as soon as they are done.
+    let next_task = AtomicUsize::new(0);
+    let merge = Mutex::new(OrderedMerge {
+        next: 0,
+        waiting: BTreeMap::new(),
+        sink: make_sink(),
+        coverage: BTreeMap::new(),
+        lines_before: BTreeMap::new(),
+    });
+    let merged = Condvar::new();
+    let workers = rayon::current_num_threads().clamp(1, tasks.len().max(1));
+    rayon::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| {
+                let mut buffer = BlockBuffer::default();
+                loop {
+                    let index = next_task.fetch_add(1, Ordering::Relaxed);
+                    let Some(task) = tasks.get(index) else { break };
+                    {
+                        let mut m = merge.lock().unwrap_or_else(PoisonError::into_inner);
+                        while index >= m.next + MAX_TASKS_AHEAD {
+                            m = merged.wait(m).unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                    let mut sink = make_sink();
+                    let (coverage, lines) = run_task(task, inputs, options, &mut sink, &mut buffer);
+                    let output = TaskOutput {
+                        file: task.file(),
+                        sink,
+                        coverage,
+                        lines,
+                    };
+                    merge
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .accept(index, output);
+                    merged.notify_all();
+                }
+            });
+        }
+    });
+    let OrderedMerge {
+        sink, mut coverage, ..
+    } = merge.into_inner().unwrap_or_else(PoisonError::into_inner);
 
     let coverage = log_inputs
         .iter()
         .map(|&idx| {
-            let mut c = cov
+            let mut c = coverage
                 .remove(&idx)
                 .unwrap_or_else(|| FileCoverage::new(&inputs[idx]));
-            if let Some(err) = line_errors.remove(&idx) {
-                c.read_error.get_or_insert(err);
-            }
             c.finish();
             c
         })
@@ -193,138 +314,131 @@ pub fn run<S: Sink>(
     RunOutput { sink, coverage }
 }
 
-fn merge_cov(covs: &mut BTreeMap<usize, FileCoverage>, file: usize, part: FileCoverage) {
-    match covs.get_mut(&file) {
-        Some(existing) => existing.merge(part),
-        None => {
-            covs.insert(file, part);
-        }
-    }
-}
-
-/// Cut a regular file into ranges and count the lines before each, so every range knows its
-/// first line number. Counting newlines is an order of magnitude cheaper than parsing.
-fn plan_ranges(
-    input: &InputFile,
-    len: u64,
-    range_bytes: usize,
-) -> std::io::Result<Vec<(u64, u64, u64)>> {
-    let range = range_bytes.max(1024) as u64;
-    let n = len.div_ceil(range).max(1);
-    let bounds: Vec<(u64, u64)> = (0..n)
-        .map(|i| (i * range, ((i + 1) * range).min(len)))
-        .collect();
-    if bounds.len() == 1 {
-        return Ok(vec![(0, len, 1)]);
-    }
-    let counts: Vec<std::io::Result<u64>> = bounds
-        .par_iter()
-        .map(|&(start, end)| {
-            let file = std::fs::File::open(&input.path)?;
-            let mut buf = Vec::new();
-            let mut count = 0u64;
-            let mut pos = start;
-            while pos < end {
-                let want = usize::try_from((end - pos).min(1 << 20)).unwrap_or(1 << 20);
-                read_range(&file, pos, want, &mut buf)?;
-                if buf.is_empty() {
-                    break;
-                }
-                count += memchr::memchr_iter(b'\n', &buf).count() as u64;
-                pos += buf.len() as u64;
-            }
-            Ok(count)
-        })
-        .collect();
-    let mut out = Vec::with_capacity(bounds.len());
-    let mut line = 1;
-    for ((start, end), count) in bounds.into_iter().zip(counts) {
-        out.push((start, end, line));
-        line += count?;
-    }
-    Ok(out)
-}
-
+/// Run one task; returns its coverage and the newlines of the range it owns.
 fn run_task<S: Sink>(
     task: &Task,
     inputs: &[InputFile],
     options: &RunOptions,
     sink: &mut S,
-) -> (usize, FileCoverage) {
+    buffer: &mut BlockBuffer,
+) -> (FileCoverage, u64) {
+    let input = &inputs[task.file()];
+    let mut cov = FileCoverage::new(input);
+    let mut lines = 0;
     match *task {
-        Task::Range {
-            file,
-            start,
-            end,
-            first_line,
-        } => {
-            let input = &inputs[file];
-            let mut cov = FileCoverage::new(input);
-            if let Err(e) = process_range(input, start, end, first_line, options, sink, &mut cov) {
-                cov.read_error.get_or_insert(e.to_string());
+        Task::Range { start, end, .. } => {
+            match process_range(input, start, end, options, sink, &mut cov, buffer) {
+                Ok(owned) => lines = owned,
+                Err(e) => {
+                    cov.read_error.get_or_insert(e.to_string());
+                }
             }
             if let Some(progress) = &options.progress {
                 (progress.0)(end - start);
             }
-            (file, cov)
         }
-        Task::Stream { file } => {
-            let input = &inputs[file];
-            let mut cov = FileCoverage::new(input);
-            if let Err(e) = process_stream(input, options, sink, &mut cov) {
+        Task::Stream { .. } => {
+            if let Err(e) = process_stream(input, options, sink, &mut cov, buffer) {
                 cov.read_error.get_or_insert(e.to_string());
             }
-            (file, cov)
         }
+    }
+    (cov, lines)
+}
+
+/// A worker's reusable read buffer: `data[..filled]` holds bytes not yet consumed, and
+/// `data` only ever grows (a record longer than a block), so nothing is zeroed per read.
+#[derive(Default)]
+struct BlockBuffer {
+    data: Vec<u8>,
+    filled: usize,
+}
+
+impl BlockBuffer {
+    /// Make room for one more block of `block` bytes after the bytes kept.
+    fn room(&mut self, block: usize) -> &mut [u8] {
+        let want = self.filled + block.max(1);
+        if self.data.len() < want {
+            self.data.resize(want, 0);
+        }
+        &mut self.data[self.filled..want]
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[..self.filled]
+    }
+
+    /// Drop the first `n` bytes, keeping the rest at the front.
+    fn consume(&mut self, n: usize) {
+        self.data.copy_within(n..self.filled, 0);
+        self.filled -= n;
     }
 }
 
+/// Process the records that start in `start..end`; returns the newlines in that range.
 fn process_range<S: Sink>(
     input: &InputFile,
     start: u64,
     end: u64,
-    first_line: u64,
     options: &RunOptions,
     sink: &mut S,
     cov: &mut FileCoverage,
-) -> std::io::Result<()> {
+    buffer: &mut BlockBuffer,
+) -> std::io::Result<u64> {
     let file = std::fs::File::open(&input.path)?;
     let file_len = file.metadata()?.len();
     cov.bytes += end - start;
-    // Read from one byte early: a line that straddles `start` belongs to the previous range,
-    // and the line starting exactly at `start` is ours only if the byte before it is '\n'.
-    let base = start.saturating_sub(1);
-    let mut buf = Vec::new();
-    let want = usize::try_from(end - base).unwrap_or(usize::MAX);
-    read_range(&file, base, want, &mut buf)?;
     let ctx = context(input, options);
-    let mut line = first_line;
-    let mut done = 0usize;
-    if start > 0 {
-        match memchr::memchr(b'\n', &buf) {
-            Some(nl) => {
-                done = nl + 1;
-                if nl > 0 {
-                    // That newline is at or after `start`, so it was counted in this range.
-                    line += 1;
-                }
-            }
-            // The whole range is inside one line that started earlier.
-            None => return Ok(()),
-        }
-    }
+    buffer.filled = 0;
+    // File offset of `buffer.bytes()[0]`. Reading starts one byte early: a line that
+    // straddles `start` belongs to the previous range, and the line starting exactly at
+    // `start` is ours only if the byte before it is '\n'.
+    let mut offset = start.saturating_sub(1);
+    // Lines are numbered from this range's start; the merge adds the lines before it.
     let mut cursor = Cursor {
-        line,
+        line: 1,
         skip_leading_continuations: start > 0,
     };
-    // A range owns the records whose first line starts inside it; the last one may run on
-    // past `end`, so read on in blocks until it is complete.
-    let limit = buf.len();
+    let mut first_line_found = start == 0;
+    // Where the range's records ended in the buffer: (`end`, first record start after it).
+    let mut ended_at = None;
     loop {
-        let at_eof = base + buf.len() as u64 >= file_len;
+        let read_at = offset + buffer.filled as u64;
+        let got = read_at_most(&file, read_at, buffer.room(options.block_bytes))?;
+        buffer.filled += got;
+        let at_eof = got == 0 || read_at + got as u64 >= file_len;
+        if !first_line_found {
+            // Skip to the first line that starts in the range.
+            let scan_to = usize::try_from(end - offset)
+                .unwrap_or(usize::MAX)
+                .min(buffer.filled);
+            match memchr::memchr(b'\n', &buffer.bytes()[..scan_to]) {
+                Some(nl) => {
+                    if offset + nl as u64 >= start {
+                        // That newline is in the range: the first line here is its second.
+                        cursor.line += 1;
+                    }
+                    first_line_found = true;
+                    buffer.consume(nl + 1);
+                    offset += nl as u64 + 1;
+                }
+                // No line starts in the range: it is inside one line that started earlier
+                // (so it holds no newline either).
+                None if scan_to < buffer.filled || at_eof => return Ok(0),
+                None => {
+                    offset += buffer.filled as u64;
+                    buffer.filled = 0;
+                    continue;
+                }
+            }
+        }
+        // Records that start at or after `end` belong to the next range.
+        let limit = usize::try_from(end.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buffer.filled);
         let step = process_buffer(
-            &buf[done..],
-            limit.saturating_sub(done),
+            buffer.bytes(),
+            limit,
             at_eof,
             &ctx,
             options,
@@ -332,23 +446,66 @@ fn process_range<S: Sink>(
             sink,
             cov,
         );
-        done += step.consumed;
+        if step.complete && !at_eof {
+            ended_at = Some((limit, step.consumed));
+        }
         if step.complete || at_eof {
             break;
         }
-        let extra = 256 * 1024;
-        let mut more = Vec::new();
-        read_range(&file, base + buf.len() as u64, extra, &mut more)?;
-        if more.is_empty() {
-            break;
-        }
-        buf.extend_from_slice(&more);
-        if buf.len() - done > MAX_LINE_BYTES * 8 {
-            // A pathological record: stop extending; the rest belongs to the next range.
+        buffer.consume(step.consumed);
+        offset += step.consumed as u64;
+        if buffer.filled > MAX_LINE_BYTES * 8 {
+            // A pathological record: stop here; the rest belongs to the next range.
             break;
         }
     }
-    Ok(())
+    // The newlines in `start..end`: the next range of this file is numbered from there. The
+    // cursor already counted up to the first record after `end`; take back the few lines
+    // between `end` and that record. No second pass over the range.
+    Ok(match ended_at {
+        Some((limit, next_record)) => {
+            let after_end = count_newlines(&buffer.bytes()[limit.min(next_record)..next_record]);
+            (cursor.line - 1).saturating_sub(after_end)
+        }
+        // Nothing of this file follows the range.
+        None if Some(end) == file_len_planned(input) => 0,
+        // A record ran on to the end of the file or past the size limit: count directly.
+        None => count_newlines_in(&file, start, end, buffer, options.block_bytes)?,
+    })
+}
+
+/// The file length the ranges were planned with.
+fn file_len_planned(input: &InputFile) -> Option<u64> {
+    match input.access {
+        Access::Plain { len } => Some(len),
+        Access::Gzip | Access::Stdin => None,
+    }
+}
+
+/// Newlines in `start..end` of a file, read again (only when a range ended abnormally).
+fn count_newlines_in(
+    file: &std::fs::File,
+    start: u64,
+    end: u64,
+    buffer: &mut BlockBuffer,
+    block: usize,
+) -> std::io::Result<u64> {
+    let mut count = 0;
+    let mut pos = start;
+    while pos < end {
+        buffer.filled = 0;
+        let room = buffer.room(block);
+        let want = usize::try_from(end - pos)
+            .unwrap_or(usize::MAX)
+            .min(room.len());
+        let got = read_at_most(file, pos, &mut room[..want])?;
+        if got == 0 {
+            break;
+        }
+        count += count_newlines(&buffer.data[..got]);
+        pos += got as u64;
+    }
+    Ok(count)
 }
 
 fn process_stream<S: Sink>(
@@ -356,6 +513,7 @@ fn process_stream<S: Sink>(
     options: &RunOptions,
     sink: &mut S,
     cov: &mut FileCoverage,
+    buffer: &mut BlockBuffer,
 ) -> std::io::Result<()> {
     let mut reader = open_stream(input)?;
     let ctx = context(input, options);
@@ -363,38 +521,40 @@ fn process_stream<S: Sink>(
         line: 1,
         skip_leading_continuations: false,
     };
-    let block = options.range_bytes.clamp(1024, 16 << 20);
-    let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
-    let mut at_eof = false;
-    while !at_eof {
-        let old = buf.len();
-        buf.resize(old + block, 0);
-        let mut filled = old;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    at_eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    buf.truncate(filled);
-                    cov.bytes += (filled - old) as u64;
-                    // Use what was read before the error (a truncated .gz still has lines).
-                    process_buffer(&buf, buf.len(), true, &ctx, options, &mut cursor, sink, cov);
-                    return Err(e);
-                }
+    buffer.filled = 0;
+    loop {
+        let room = buffer.room(options.block_bytes);
+        let room_len = room.len();
+        let got = match read_full(&mut reader, room) {
+            Ok(got) => got,
+            Err((got, e)) => {
+                buffer.filled += got;
+                cov.bytes += got as u64;
+                // Use what was read before the error (a truncated .gz still has lines).
+                let bytes = buffer.bytes();
+                process_buffer(
+                    bytes,
+                    bytes.len(),
+                    true,
+                    &ctx,
+                    options,
+                    &mut cursor,
+                    sink,
+                    cov,
+                );
+                return Err(e);
             }
-        }
-        buf.truncate(filled);
-        cov.bytes += (filled - old) as u64;
+        };
+        buffer.filled += got;
+        cov.bytes += got as u64;
         if let Some(progress) = &options.progress {
-            (progress.0)((filled - old) as u64);
+            (progress.0)(got as u64);
         }
+        let at_eof = got < room_len;
+        let bytes = buffer.bytes();
         let step = process_buffer(
-            &buf,
-            buf.len(),
+            bytes,
+            bytes.len(),
             at_eof,
             &ctx,
             options,
@@ -402,14 +562,40 @@ fn process_stream<S: Sink>(
             sink,
             cov,
         );
-        buf.drain(..step.consumed);
-        if !at_eof && buf.len() > MAX_LINE_BYTES * 8 {
+        if at_eof {
+            return Ok(());
+        }
+        buffer.consume(step.consumed);
+        if buffer.filled > MAX_LINE_BYTES * 8 {
             // Nothing ended in 8 MiB: force progress by treating it as complete.
-            let step = process_buffer(&buf, buf.len(), true, &ctx, options, &mut cursor, sink, cov);
-            buf.drain(..step.consumed);
+            let bytes = buffer.bytes();
+            let step = process_buffer(
+                bytes,
+                bytes.len(),
+                true,
+                &ctx,
+                options,
+                &mut cursor,
+                sink,
+                cov,
+            );
+            buffer.consume(step.consumed);
         }
     }
-    Ok(())
+}
+
+/// Fill `dst` from a stream; fewer bytes only at its end. On an error, how much was read.
+fn read_full(reader: &mut impl Read, dst: &mut [u8]) -> Result<usize, (usize, std::io::Error)> {
+    let mut filled = 0;
+    while filled < dst.len() {
+        match reader.read(&mut dst[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((filled, e)),
+        }
+    }
+    Ok(filled)
 }
 
 fn context<'a>(input: &'a InputFile, options: &'a RunOptions) -> InputContext<'a> {
@@ -478,11 +664,9 @@ fn process_buffer<S: Sink>(
     let mut pending: Option<Pending<'_>> = None;
     let mut line_no = cursor.line;
     // Splunk list-view pastes group records by context, which jumping straight to a literal
-    // would break; they are small, so such buffers are simply read in full.
-    let prefilter = options
-        .prefilter
-        .as_deref()
-        .filter(|_| memchr::memmem::find(buf, b"{ [").is_none());
+    // would break; they are small, so from the first list-view opener on the buffer is read
+    // in full. The prefilter's automaton finds the opener in the same pass as the literals.
+    let mut prefilter = options.prefilter.as_deref();
     loop {
         if let Some(pf) = prefilter
             && pending.is_none()
@@ -510,17 +694,23 @@ fn process_buffer<S: Sink>(
             } else {
                 memchr::memrchr(b'\n', &buf[pos..]).map_or(pos, |i| pos + i + 1)
             };
-            let rec = pf
-                .find(&buf[pos..search_end])
-                .map(|m| record_start(buf, pos, pos + m.start()))
-                .filter(|rs| *rs < stop);
+            let hit = pf.automaton.find(&buf[pos..search_end]);
+            let rec = hit
+                .map(|m| {
+                    let list_view = m.pattern().as_usize() >= pf.list_view;
+                    (record_start(buf, pos, pos + m.start()), list_view)
+                })
+                .filter(|(rs, _)| *rs < stop);
             match rec {
-                Some(rs) => {
+                Some((rs, list_view)) => {
                     if rs > pos {
                         let n = count_newlines(&buf[pos..rs]);
                         line_no += n;
                         cov.prefiltered_lines += n;
                         pos = rs;
+                    }
+                    if list_view {
+                        prefilter = None;
                     }
                 }
                 None => {

@@ -25,6 +25,11 @@ impl Sink for Seen {
     fn merge(&mut self, later: Self) {
         self.0.extend(later.0);
     }
+    fn shift_lines(&mut self, lines: u64) {
+        for seen in &mut self.0 {
+            seen.0 += lines;
+        }
+    }
 }
 
 const VOCABULARY: &[&str] = &[
@@ -51,6 +56,21 @@ fn run_on(
         path,
         RunOptions {
             range_bytes,
+            ..RunOptions::default()
+        },
+    )
+}
+
+fn run_in_blocks(
+    path: &std::path::Path,
+    range_bytes: usize,
+    block_bytes: usize,
+) -> (Vec<(u64, u32, String)>, serde_json::Value) {
+    run_with(
+        path,
+        RunOptions {
+            range_bytes,
+            block_bytes,
             ..RunOptions::default()
         },
     )
@@ -93,7 +113,7 @@ fn write_corpus(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
-    fn same_result_however_the_input_is_cut(picks in prop::collection::vec(0usize..64, 50..400), range in 1024usize..6000) {
+    fn same_result_however_the_input_is_cut(picks in prop::collection::vec(0usize..64, 50..400), range in 1024usize..6000, block in 16usize..3000) {
         let dir = tempfile::tempdir().unwrap();
         let (plain, gz, n_lines) = write_corpus(dir.path(), &picks);
         let whole = run_on(&plain, 64 << 20);
@@ -101,12 +121,15 @@ proptest! {
         let streamed = run_on(&gz, range);
         prop_assert_eq!(&whole, &cut);
         prop_assert_eq!(&whole, &streamed);
+        // Read in small blocks too: records and lines cut by block ends, not only ranges.
+        prop_assert_eq!(&whole, &run_in_blocks(&plain, range, block));
+        prop_assert_eq!(&whole, &run_in_blocks(&gz, range, block));
         // With a prefilter, every event whose content mentions the literal is still seen, with
         // the same line numbers; nothing is seen that the full run did not produce (a record
         // may hold the literal in a part its parser drops); every line is still accounted for.
-        let prefilter = Some(std::sync::Arc::new(aho_corasick::AhoCorasick::new([LITERAL]).unwrap()));
+        let prefilter = Some(std::sync::Arc::new(meshdoctor_logs::Prefilter::new(&[LITERAL]).unwrap()));
         for target in [&plain, &gz] {
-            let filtered = run_with(target, RunOptions { range_bytes: range, prefilter: prefilter.clone(), ..RunOptions::default() });
+            let filtered = run_with(target, RunOptions { range_bytes: range, block_bytes: block, prefilter: prefilter.clone(), ..RunOptions::default() });
             let mentioning: Vec<_> = whole.0.iter().filter(|e| e.2.ends_with('*')).cloned().collect();
             let seen_mentioning: Vec<_> = filtered.0.iter().filter(|e| e.2.ends_with('*')).cloned().collect();
             prop_assert_eq!(&seen_mentioning, &mentioning);
@@ -153,13 +176,14 @@ fn fuzz_regressions_stay_fixed() {
         let copy = scratch.path().join("input.log");
         std::fs::copy(&path, &copy).unwrap();
         let prefilter = Some(std::sync::Arc::new(
-            aho_corasick::AhoCorasick::new(["reset", " 503 ", "x"]).unwrap(),
+            meshdoctor_logs::Prefilter::new(&["reset", " 503 ", "x"]).unwrap(),
         ));
         let whole = run_with(&copy, RunOptions::default());
         let cut = run_with(
             &copy,
             RunOptions {
                 range_bytes: 1024,
+                block_bytes: 100,
                 ..RunOptions::default()
             },
         );
@@ -175,6 +199,7 @@ fn fuzz_regressions_stay_fixed() {
             &copy,
             RunOptions {
                 range_bytes: 1024,
+                block_bytes: 100,
                 prefilter,
                 ..RunOptions::default()
             },

@@ -321,6 +321,12 @@ impl CountSink {
 }
 
 impl Sink for CountSink {
+    fn shift_lines(&mut self, lines: u64) {
+        for example in &mut self.examples {
+            example.line += lines;
+        }
+    }
+
     fn event(&mut self, ctx: &InputContext<'_>, event: &Event<'_>) {
         if let Some(t) = event.time {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));

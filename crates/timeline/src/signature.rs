@@ -123,17 +123,6 @@ pub struct Prefilter {
 }
 
 impl Prefilter {
-    /// An Aho-Corasick automaton over the literals (leftmost-first), for a reader that
-    /// wants to skip non-candidate records.
-    ///
-    /// # Errors
-    /// Only when the automaton would be too large, which these few literals never are.
-    pub fn automaton(&self) -> Result<aho_corasick::AhoCorasick, aho_corasick::BuildError> {
-        aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(&self.literals)
-    }
-
     /// True when `text` contains one of the literals.
     #[must_use]
     pub fn admits(&self, text: &str) -> bool {

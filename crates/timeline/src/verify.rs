@@ -444,6 +444,11 @@ impl Sink for VerifySink {
         self.split.merge(later.split);
         self.series.merge(later.series);
     }
+
+    fn shift_lines(&mut self, lines: u64) {
+        self.split.shift_lines(lines);
+        self.series.shift_lines(lines);
+    }
 }
 
 #[cfg(test)]
