@@ -125,16 +125,8 @@ impl Default for RunOptions {
 /// Literals of which a record must contain one to be worth parsing, compiled once.
 #[derive(Debug)]
 pub struct Prefilter {
-    /// The literals, then the openers of a Splunk list-view block (see [`opens_list_view`]),
-    /// so one pass over the bytes finds both.
     automaton: aho_corasick::AhoCorasick,
-    /// Pattern index of the first list-view opener.
-    list_view: usize,
 }
-
-/// How a Splunk list-view block starts. Both are searched whole: a pattern shorter than four
-/// bytes would make the automaton's SIMD fingerprint weaker and the search markedly slower.
-const LIST_VIEW_OPENERS: [&str; 2] = ["{ [-]", "{ [+]"];
 
 impl Prefilter {
     /// Compile `literals` (case-sensitive; any one suffices).
@@ -142,19 +134,37 @@ impl Prefilter {
     /// # Errors
     /// Only when the automaton would be too large, which a few literals never are.
     pub fn new<L: AsRef<str>>(literals: &[L]) -> Result<Self, aho_corasick::BuildError> {
-        let patterns: Vec<&str> = literals
-            .iter()
-            .map(AsRef::as_ref)
-            .chain(LIST_VIEW_OPENERS)
-            .collect();
         let automaton = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(&patterns)?;
-        Ok(Prefilter {
-            automaton,
-            list_view: literals.len(),
-        })
+            .build(literals.iter().map(AsRef::as_ref))?;
+        Ok(Prefilter { automaton })
     }
+}
+
+/// How much of an input's start is searched for a Splunk list-view opener.
+const LIST_VIEW_PROBE_BYTES: u64 = 64 * 1024;
+
+/// True when an input starts like a Splunk list-view paste (an opener in its first 64 KiB).
+/// Such pastes group lines into records by context, which jumping straight to a literal
+/// would break; they are small, so they are read in full. Decided once per input, from
+/// its start, so every range of a file (and its gzip copy) decides alike.
+fn looks_like_list_view(input: &InputFile) -> bool {
+    let Ok(stream) = open_stream(input) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if stream.take(LIST_VIEW_PROBE_BYTES).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    memchr::memmem::find_iter(&head, b"{ [")
+        .any(|at| opens_list_view(&String::from_utf8_lossy(line_at(&head, at))))
+}
+
+/// The line of `buf` that contains byte `at`.
+fn line_at(buf: &[u8], at: usize) -> &[u8] {
+    let from = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
+    let to = memchr::memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
+    &buf[from..to]
 }
 
 /// What [`run`] returns: the merged sink and one coverage record per log input.
@@ -170,6 +180,9 @@ enum Task {
     Range { file: usize, start: u64, end: u64 },
     Stream { file: usize },
 }
+
+/// Per input: whether the prefilter may be used on it (not on Splunk list-view pastes).
+type PrefilterUse = Vec<bool>;
 
 impl Task {
     fn file(&self) -> usize {
@@ -232,6 +245,14 @@ pub fn run<S: Sink>(
         .filter(|&i| inputs[i].content.is_log())
         .collect();
     let mut tasks = Vec::new();
+    let mut prefilter_use: PrefilterUse = vec![false; inputs.len()];
+    if options.prefilter.is_some() {
+        for &idx in &log_inputs {
+            // stdin cannot be read twice; it is never a paste worth protecting this way.
+            prefilter_use[idx] =
+                inputs[idx].access == Access::Stdin || !looks_like_list_view(&inputs[idx]);
+        }
+    }
     for &idx in &log_inputs {
         match inputs[idx].access {
             Access::Plain { len } => {
@@ -281,7 +302,9 @@ pub fn run<S: Sink>(
                         }
                     }
                     let mut sink = make_sink();
-                    let (coverage, lines) = run_task(task, inputs, options, &mut sink, &mut buffer);
+                    let use_prefilter = prefilter_use[task.file()];
+                    let (coverage, lines) =
+                        run_task(task, inputs, options, use_prefilter, &mut sink, &mut buffer);
                     let output = TaskOutput {
                         file: task.file(),
                         sink,
@@ -319,6 +342,7 @@ fn run_task<S: Sink>(
     task: &Task,
     inputs: &[InputFile],
     options: &RunOptions,
+    use_prefilter: bool,
     sink: &mut S,
     buffer: &mut BlockBuffer,
 ) -> (FileCoverage, u64) {
@@ -327,7 +351,7 @@ fn run_task<S: Sink>(
     let mut lines = 0;
     match *task {
         Task::Range { start, end, .. } => {
-            match process_range(input, start, end, options, sink, &mut cov, buffer) {
+            match process_range(input, start, end, options, use_prefilter, sink, &mut cov, buffer) {
                 Ok(owned) => lines = owned,
                 Err(e) => {
                     cov.read_error.get_or_insert(e.to_string());
@@ -338,7 +362,7 @@ fn run_task<S: Sink>(
             }
         }
         Task::Stream { .. } => {
-            if let Err(e) = process_stream(input, options, sink, &mut cov, buffer) {
+            if let Err(e) = process_stream(input, options, use_prefilter, sink, &mut cov, buffer) {
                 cov.read_error.get_or_insert(e.to_string());
             }
         }
@@ -376,11 +400,13 @@ impl BlockBuffer {
 }
 
 /// Process the records that start in `start..end`; returns the newlines in that range.
+#[allow(clippy::too_many_arguments)]
 fn process_range<S: Sink>(
     input: &InputFile,
     start: u64,
     end: u64,
     options: &RunOptions,
+    use_prefilter: bool,
     sink: &mut S,
     cov: &mut FileCoverage,
     buffer: &mut BlockBuffer,
@@ -398,6 +424,7 @@ fn process_range<S: Sink>(
     let mut cursor = Cursor {
         line: 1,
         skip_leading_continuations: start > 0,
+        use_prefilter,
     };
     let mut first_line_found = start == 0;
     // Where the range's records ended in the buffer: (`end`, first record start after it).
@@ -511,6 +538,7 @@ fn count_newlines_in(
 fn process_stream<S: Sink>(
     input: &InputFile,
     options: &RunOptions,
+    use_prefilter: bool,
     sink: &mut S,
     cov: &mut FileCoverage,
     buffer: &mut BlockBuffer,
@@ -520,6 +548,7 @@ fn process_stream<S: Sink>(
     let mut cursor = Cursor {
         line: 1,
         skip_leading_continuations: false,
+        use_prefilter,
     };
     buffer.filled = 0;
     loop {
@@ -612,6 +641,8 @@ struct Cursor {
     line: u64,
     /// At the start of a range, continuation lines belong to the previous range.
     skip_leading_continuations: bool,
+    /// Jump between prefilter hits (false for Splunk list-view pastes).
+    use_prefilter: bool,
 }
 
 struct Step {
@@ -663,10 +694,10 @@ fn process_buffer<S: Sink>(
     let mut pos = 0usize;
     let mut pending: Option<Pending<'_>> = None;
     let mut line_no = cursor.line;
-    // Splunk list-view pastes group records by context, which jumping straight to a literal
-    // would break; they are small, so from the first list-view opener on the buffer is read
-    // in full. The prefilter's automaton finds the opener in the same pass as the literals.
-    let mut prefilter = options.prefilter.as_deref();
+    let prefilter = options
+        .prefilter
+        .as_deref()
+        .filter(|_| cursor.use_prefilter);
     loop {
         if let Some(pf) = prefilter
             && pending.is_none()
@@ -694,23 +725,18 @@ fn process_buffer<S: Sink>(
             } else {
                 memchr::memrchr(b'\n', &buf[pos..]).map_or(pos, |i| pos + i + 1)
             };
-            let hit = pf.automaton.find(&buf[pos..search_end]);
-            let rec = hit
-                .map(|m| {
-                    let list_view = m.pattern().as_usize() >= pf.list_view;
-                    (record_start(buf, pos, pos + m.start()), list_view)
-                })
-                .filter(|(rs, _)| *rs < stop);
+            let rec = pf
+                .automaton
+                .find(&buf[pos..search_end])
+                .map(|m| record_start(buf, pos, pos + m.start()))
+                .filter(|rs| *rs < stop);
             match rec {
-                Some((rs, list_view)) => {
+                Some(rs) => {
                     if rs > pos {
                         let n = count_newlines(&buf[pos..rs]);
                         line_no += n;
                         cov.prefiltered_lines += n;
                         pos = rs;
-                    }
-                    if list_view {
-                        prefilter = None;
                     }
                 }
                 None => {
