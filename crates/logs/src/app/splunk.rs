@@ -34,8 +34,10 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
             .into_iter()
             .map(|(key, value)| (key, BorrowedStrDeserializer::<ValueError>::new(value))),
     );
-    let line = JsonLine::deserialize(map).map_err(|_| SkipReason::UnusableJson)?;
-    resolve(line).map(build).ok_or(SkipReason::UnusableJson)
+    let mut line = JsonLine::deserialize(map).map_err(|_| SkipReason::UnusableJson)?;
+    resolve(&mut line)
+        .map(build)
+        .ok_or(SkipReason::UnusableJson)
 }
 
 struct Open<'a> {
