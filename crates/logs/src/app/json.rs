@@ -79,6 +79,13 @@ impl<'a, T> Flex<'a, T> {
         }
     }
 
+    fn as_obj_mut(&mut self) -> Option<&mut T> {
+        match self {
+            Flex::Obj(t) => Some(t),
+            _ => None,
+        }
+    }
+
     fn into_obj(self) -> Option<T> {
         match self {
             Flex::Obj(t) => Some(*t),
@@ -791,11 +798,6 @@ fn seconds_nanos(t: &SecondsNanos) -> Option<ParsedTime> {
 /// own field without the error line (zap's `error` + `stacktrace`, pino's `err.code`) get the
 /// parts joined, so the text always names the error; that copy only happens on error lines.
 fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
-    let (exception_str, exception_obj) = l.exception.take().split();
-    let (error_str, error_obj) = l.error.take().split();
-    let (err_str, err_obj) = l.err.take().split();
-    let thrown_obj = l.thrown.take().into_obj();
-
     // A full trace as one string, in order of how explicit the key is.
     let full = first!(
         l.stack_trace.take_str(),
@@ -803,7 +805,7 @@ fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
         l.gelf_stack.take_str(),
         l.at_x.take_str(),
         l.error_stack_trace.take_str(),
-        exception_str,
+        l.exception.take_str(),
         l.exc_info.take_str(),
         l.exc_text.take_str(),
     );
@@ -811,16 +813,18 @@ fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
         return Some(full);
     }
 
-    let object = [error_obj, err_obj, exception_obj, thrown_obj]
-        .into_iter()
-        .flatten()
-        .next();
+    let object = first!(
+        l.error.as_obj_mut(),
+        l.err.as_obj_mut(),
+        l.exception.as_obj_mut(),
+        l.thrown.as_obj_mut(),
+    );
     if let Some(obj) = object {
         return object_text(obj, l.error_message.take_str(), l.error_type.take_str());
     }
 
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
-    let value = first!(error_str, err_str)
+    let value = first!(l.error.take_str(), l.err.take_str())
         .or_else(|| type_message(l.error_type.take_str(), l.error_message.take_str()));
     let go_stack = first!(l.stacktrace.take_str(), l.stack.take_str());
     match (value, go_stack) {
@@ -844,24 +848,21 @@ fn type_message<'a>(
 }
 
 fn object_text<'a>(
-    obj: ErrorObj<'a>,
+    obj: &mut ErrorObj<'a>,
     dotted_message: Option<Cow<'a, str>>,
     dotted_type: Option<Cow<'a, str>>,
 ) -> Option<Cow<'a, str>> {
-    let code = obj.code.as_str().map(str::to_owned);
-    let trace = first!(obj.stack_trace.into_str(), obj.stack.into_str());
+    let trace = first!(obj.stack_trace.take_str(), obj.stack.take_str());
     let text = trace.or_else(|| {
         type_message(
-            first!(obj.kind.into_str(), obj.name.into_str(), dotted_type),
-            first!(obj.message.into_str(), dotted_message),
+            first!(obj.kind.take_str(), obj.name.take_str(), dotted_type),
+            first!(obj.message.take_str(), dotted_message),
         )
     })?;
     // Node keeps `code: 'ECONNRESET'` outside `err.stack`; `Error: aborted` says nothing
     // without it.
-    match code {
-        Some(code) if !text.contains(code.as_str()) => {
-            Some(Cow::Owned(format!("{text}\ncode: '{code}'")))
-        }
+    match obj.code.as_str() {
+        Some(code) if !text.contains(code) => Some(Cow::Owned(format!("{text}\ncode: '{code}'"))),
         _ => Some(text),
     }
 }
