@@ -37,8 +37,9 @@ pub(super) enum Flex<'a, T = IgnoredAny> {
     Str(Cow<'a, str>),
     /// A number (or boolean as 0/1; only levels and times use numbers).
     Num(f64),
-    /// An object. Boxed so the line struct stays small: it is moved a few times per line.
-    Obj(Box<T>),
+    /// An object, stored inline: the line struct is filled in place and never moved, so
+    /// only objects that are large and rare (error objects) are worth a `Box` in `T`.
+    Obj(T),
     /// An array; never used.
     Other,
 }
@@ -88,7 +89,7 @@ impl<'a, T> Flex<'a, T> {
 
     fn into_obj(self) -> Option<T> {
         match self {
-            Flex::Obj(t) => Some(*t),
+            Flex::Obj(t) => Some(t),
             _ => None,
         }
     }
@@ -100,7 +101,7 @@ impl<'a, T> Flex<'a, T> {
     /// Split into the string form and the object form.
     fn split(self) -> (Option<Cow<'a, str>>, Option<T>) {
         match self {
-            Flex::Obj(t) => (None, Some(*t)),
+            Flex::Obj(t) => (None, Some(t)),
             other => (other.into_str(), None),
         }
     }
@@ -173,7 +174,7 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for FlexVisitor<'a, T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map)).map(|t| Flex::Obj(Box::new(t)))
+        T::deserialize(MapAccessDeserializer::new(map)).map(Flex::Obj)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -372,15 +373,15 @@ json_line! {
     stack_trace: Flex<'a> = "stack_trace",
     stacktrace: Flex<'a> = "stacktrace",
     stack: Flex<'a> = "stack",
-    exception: Flex<'a, ErrorObj<'a>> = "exception",
+    exception: Flex<'a, Box<ErrorObj<'a>>> = "exception",
     exc_info: Flex<'a> = "exc_info",
     exc_text: Flex<'a> = "exc_text",
     exception_pascal: Flex<'a> = "Exception",
     gelf_stack: Flex<'a> = "_error_stack_trace",
     at_x: Flex<'a> = "@x",
-    error: Flex<'a, ErrorObj<'a>> = "error",
-    err: Flex<'a, ErrorObj<'a>> = "err",
-    thrown: Flex<'a, ErrorObj<'a>> = "thrown",
+    error: Flex<'a, Box<ErrorObj<'a>>> = "error",
+    err: Flex<'a, Box<ErrorObj<'a>>> = "err",
+    thrown: Flex<'a, Box<ErrorObj<'a>>> = "thrown",
     error_stack_trace: Flex<'a> = "error.stack_trace",
     error_message: Flex<'a> = "error.message",
     error_type: Flex<'a> = "error.type",
