@@ -1,9 +1,10 @@
 //! JSON application log lines in the common field sets, any key order, extra keys ignored.
 //!
-//! One borrowed struct ([`JsonLine`]) names every key the supported encoders write; serde
-//! skips the rest with `IgnoredAny`. Each key has its own field rather than a serde alias,
-//! because real lines carry several spellings at once (`timestamp` and `@timestamp`,
-//! `message` and `event`) and aliases would reject such a line as a duplicate. Values are
+//! One borrowed struct ([`JsonLine`]), declared as a key table and filled in place, names
+//! every key the supported encoders write; serde skips the rest with `IgnoredAny`. Each
+//! key has its own field rather than sharing one (as a serde alias would), because real
+//! lines carry several spellings at once (`timestamp` and `@timestamp`, `message` and
+//! `event`) and aliases would reject such a line as a duplicate. Values are
 //! [`Flex`]: a string borrowed from the line when it has no escapes, a number, or a nested
 //! object read into a small struct, so one key that holds a string for one encoder and an
 //! object for another (`error`, `service`, `log`, `event`) does not fail the line.
