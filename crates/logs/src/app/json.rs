@@ -1,9 +1,10 @@
 //! JSON application log lines in the common field sets, any key order, extra keys ignored.
 //!
-//! One borrowed struct ([`JsonLine`]) names every key the supported encoders write; serde
-//! skips the rest with `IgnoredAny`. Each key has its own field rather than a serde alias,
-//! because real lines carry several spellings at once (`timestamp` and `@timestamp`,
-//! `message` and `event`) and aliases would reject such a line as a duplicate. Values are
+//! One borrowed struct ([`JsonLine`]), declared as a key table and filled in place, names
+//! every key the supported encoders write; serde skips the rest with `IgnoredAny`. Each
+//! key has its own field rather than sharing one (as a serde alias would), because real
+//! lines carry several spellings at once (`timestamp` and `@timestamp`, `message` and
+//! `event`) and aliases would reject such a line as a duplicate. Values are
 //! [`Flex`]: a string borrowed from the line when it has no escapes, a number, or a nested
 //! object read into a small struct, so one key that holds a string for one encoder and an
 //! object for another (`error`, `service`, `log`, `event`) does not fail the line.
@@ -22,7 +23,7 @@ use crate::timestamp::{ParsedTime, from_epoch_number, parse_any};
 use meshdoctor_model::{Origin, Severity, SkipReason};
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -37,8 +38,9 @@ pub(super) enum Flex<'a, T = IgnoredAny> {
     Str(Cow<'a, str>),
     /// A number (or boolean as 0/1; only levels and times use numbers).
     Num(f64),
-    /// An object. Boxed so the line struct stays small: it is moved a few times per line.
-    Obj(Box<T>),
+    /// An object, stored inline: the line struct is filled in place and never moved, so
+    /// only objects that are large and rare (error objects) are worth a `Box` in `T`.
+    Obj(T),
     /// An array; never used.
     Other,
 }
@@ -47,21 +49,48 @@ impl<'a, T> Flex<'a, T> {
     /// The non-blank string, if this is one.
     fn into_str(self) -> Option<Cow<'a, str>> {
         match self {
-            Flex::Str(s) if !s.trim().is_empty() => Some(s),
+            Flex::Str(s) if !is_blank(&s) => Some(s),
             _ => None,
         }
     }
 
+    /// Take the non-blank string out, if this is one; anything else stays.
+    fn take_str(&mut self) -> Option<Cow<'a, str>> {
+        match self {
+            Flex::Str(s) if !is_blank(s) => Some(std::mem::take(s)),
+            _ => None,
+        }
+    }
+
+    /// Take the value out, leaving `Absent`.
+    fn take(&mut self) -> Self {
+        std::mem::take(self)
+    }
+
     fn as_str(&self) -> Option<&str> {
         match self {
-            Flex::Str(s) if !s.trim().is_empty() => Some(s),
+            Flex::Str(s) if !is_blank(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_obj(&self) -> Option<&T> {
+        match self {
+            Flex::Obj(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn as_obj_mut(&mut self) -> Option<&mut T> {
+        match self {
+            Flex::Obj(t) => Some(t),
             _ => None,
         }
     }
 
     fn into_obj(self) -> Option<T> {
         match self {
-            Flex::Obj(t) => Some(*t),
+            Flex::Obj(t) => Some(t),
             _ => None,
         }
     }
@@ -73,9 +102,18 @@ impl<'a, T> Flex<'a, T> {
     /// Split into the string form and the object form.
     fn split(self) -> (Option<Cow<'a, str>>, Option<T>) {
         match self {
-            Flex::Obj(t) => (None, Some(*t)),
+            Flex::Obj(t) => (None, Some(t)),
             other => (other.into_str(), None),
         }
+    }
+}
+
+/// Whether a value is empty or only whitespace. Nearly every value starts with a visible
+/// ASCII character, which settles it without the Unicode-aware trim.
+fn is_blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        Some(&b) if b.is_ascii() && !char::from(b).is_whitespace() => false,
+        _ => s.trim().is_empty(),
     }
 }
 
@@ -137,7 +175,7 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for FlexVisitor<'a, T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map)).map(|t| Flex::Obj(Box::new(t)))
+        T::deserialize(MapAccessDeserializer::new(map)).map(Flex::Obj)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -225,215 +263,242 @@ pub(super) struct SecondsNanos {
     nanos: Option<f64>,
 }
 
-/// Every key the supported encoders write. Dotted names (`log.level`) are the flattened
-/// forms ECS loggers and collectors write.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct JsonLine<'a> {
+/// Declares [`JsonLine`] from its key table (`field: type = "key"`, one row per key) and
+/// the reader that fills it in place, key by key.
+///
+/// The table replaces `#[derive(Deserialize)]`: the derived visitor stages every field in
+/// an `Option` and then moves the finished struct (about a hundred values) out through
+/// each return, which cost more than reading the line. Here the caller's struct is
+/// written directly and a bit set stands in for the `Option`s to reject a repeated key
+/// exactly as the derive did (`duplicate field`, a data error).
+macro_rules! json_line {
+    (
+        $(#[$doc:meta])*
+        $($field:ident: $ty:ty = $key:literal,)*
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub(super) struct JsonLine<'a> {
+            $($field: $ty,)*
+        }
+
+        /// A known key: its position in the table, which is also its bit in the seen set.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum Key {
+            $($field,)*
+        }
+
+        impl Key {
+            /// The keys, in table order.
+            const NAMES: &'static [&'static str] = &[$($key),*];
+
+            fn of(name: &str) -> Option<Key> {
+                match name {
+                    $($key => Some(Key::$field),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl<'a> JsonLine<'a> {
+            /// Read the value of `key` into its field.
+            fn read_value<'de: 'a, A: MapAccess<'de>>(
+                &mut self,
+                key: Key,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                match key {
+                    $(Key::$field => self.$field = map.next_value()?,)*
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+json_line! {
+    /// Every key the supported encoders write. Dotted names (`log.level`) are the flattened
+    /// forms ECS loggers and collectors write.
     // Time.
-    #[serde(default, borrow, rename = "@timestamp")]
-    at_timestamp: Flex<'a>,
-    #[serde(default, borrow)]
-    timestamp: Flex<'a, SecondsNanos>,
-    #[serde(default, borrow)]
-    time: Flex<'a>,
-    #[serde(default, borrow)]
-    ts: Flex<'a>,
-    #[serde(default, borrow, rename = "@t")]
-    at_t: Flex<'a>,
-    #[serde(default, borrow)]
-    asctime: Flex<'a>,
-    #[serde(default, borrow)]
-    datetime: Flex<'a>,
-    #[serde(default, borrow, rename = "timeMillis")]
-    time_millis: Flex<'a>,
-    #[serde(default, borrow, rename = "Timestamp")]
-    timestamp_pascal: Flex<'a>,
-    #[serde(default, borrow)]
-    created: Flex<'a>,
-    #[serde(default, borrow)]
-    instant: Flex<'a, SecondsNanos>,
+    at_timestamp: Flex<'a> = "@timestamp",
+    timestamp: Flex<'a, SecondsNanos> = "timestamp",
+    time: Flex<'a> = "time",
+    ts: Flex<'a> = "ts",
+    at_t: Flex<'a> = "@t",
+    asctime: Flex<'a> = "asctime",
+    datetime: Flex<'a> = "datetime",
+    time_millis: Flex<'a> = "timeMillis",
+    timestamp_pascal: Flex<'a> = "Timestamp",
+    created: Flex<'a> = "created",
+    instant: Flex<'a, SecondsNanos> = "instant",
 
     // Level.
-    #[serde(default, borrow)]
-    level: Flex<'a>,
-    #[serde(default, borrow)]
-    levelname: Flex<'a>,
-    #[serde(default, borrow)]
-    severity: Flex<'a>,
-    #[serde(default, borrow, rename = "@l")]
-    at_l: Flex<'a>,
-    #[serde(default, borrow, rename = "log.level")]
-    log_level: Flex<'a>,
-    #[serde(default, borrow)]
-    level_value: Flex<'a>,
-    #[serde(default, borrow)]
-    lvl: Flex<'a>,
-    #[serde(default, borrow, rename = "Level")]
-    level_pascal: Flex<'a>,
-    #[serde(default, borrow, rename = "LogLevel")]
-    log_level_pascal: Flex<'a>,
+    level: Flex<'a> = "level",
+    levelname: Flex<'a> = "levelname",
+    severity: Flex<'a> = "severity",
+    at_l: Flex<'a> = "@l",
+    log_level: Flex<'a> = "log.level",
+    level_value: Flex<'a> = "level_value",
+    lvl: Flex<'a> = "lvl",
+    level_pascal: Flex<'a> = "Level",
+    log_level_pascal: Flex<'a> = "LogLevel",
 
     // Message.
-    #[serde(default, borrow)]
-    message: Flex<'a>,
-    #[serde(default, borrow)]
-    msg: Flex<'a>,
-    #[serde(default, borrow, rename = "@m")]
-    at_m: Flex<'a>,
-    #[serde(default, borrow, rename = "@mt")]
-    at_mt: Flex<'a>,
-    #[serde(default, borrow, rename = "Message")]
-    message_pascal: Flex<'a>,
-    #[serde(default, borrow, rename = "RenderedMessage")]
-    rendered_message: Flex<'a>,
-    #[serde(default, borrow, rename = "MessageTemplate")]
-    message_template: Flex<'a>,
-    #[serde(default, borrow)]
-    event: Flex<'a>,
-    #[serde(default, borrow)]
-    short_message: Flex<'a>,
-    #[serde(default, borrow)]
-    log: Flex<'a, EcsLog<'a>>,
+    message: Flex<'a> = "message",
+    msg: Flex<'a> = "msg",
+    at_m: Flex<'a> = "@m",
+    at_mt: Flex<'a> = "@mt",
+    message_pascal: Flex<'a> = "Message",
+    rendered_message: Flex<'a> = "RenderedMessage",
+    message_template: Flex<'a> = "MessageTemplate",
+    event: Flex<'a> = "event",
+    short_message: Flex<'a> = "short_message",
+    log: Flex<'a, EcsLog<'a>> = "log",
 
     // Logger and thread.
-    #[serde(default, borrow)]
-    logger_name: Flex<'a>,
-    #[serde(default, borrow)]
-    logger: Flex<'a>,
-    #[serde(default, borrow, rename = "loggerName")]
-    logger_name_camel: Flex<'a>,
-    #[serde(default, borrow, rename = "Category")]
-    category: Flex<'a>,
-    #[serde(default, borrow, rename = "_logger_name")]
-    gelf_logger: Flex<'a>,
-    #[serde(default, borrow, rename = "log.logger")]
-    log_logger: Flex<'a>,
-    #[serde(default, borrow)]
-    name: Flex<'a>,
-    #[serde(default, borrow)]
-    thread_name: Flex<'a>,
-    #[serde(default, borrow)]
-    thread: Flex<'a>,
-    #[serde(default, borrow, rename = "threadName")]
-    thread_name_camel: Flex<'a>,
-    #[serde(default, borrow, rename = "_thread_name")]
-    gelf_thread: Flex<'a>,
-    #[serde(default, borrow, rename = "process.thread.name")]
-    process_thread_name: Flex<'a>,
+    logger_name: Flex<'a> = "logger_name",
+    logger: Flex<'a> = "logger",
+    logger_name_camel: Flex<'a> = "loggerName",
+    category: Flex<'a> = "Category",
+    gelf_logger: Flex<'a> = "_logger_name",
+    log_logger: Flex<'a> = "log.logger",
+    name: Flex<'a> = "name",
+    thread_name: Flex<'a> = "thread_name",
+    thread: Flex<'a> = "thread",
+    thread_name_camel: Flex<'a> = "threadName",
+    gelf_thread: Flex<'a> = "_thread_name",
+    process_thread_name: Flex<'a> = "process.thread.name",
 
     // Stack traces and error values.
-    #[serde(default, borrow)]
-    stack_trace: Flex<'a>,
-    #[serde(default, borrow)]
-    stacktrace: Flex<'a>,
-    #[serde(default, borrow)]
-    stack: Flex<'a>,
-    #[serde(default, borrow)]
-    exception: Flex<'a, ErrorObj<'a>>,
-    #[serde(default, borrow)]
-    exc_info: Flex<'a>,
-    #[serde(default, borrow)]
-    exc_text: Flex<'a>,
-    #[serde(default, borrow, rename = "Exception")]
-    exception_pascal: Flex<'a>,
-    #[serde(default, borrow, rename = "_error_stack_trace")]
-    gelf_stack: Flex<'a>,
-    #[serde(default, borrow, rename = "@x")]
-    at_x: Flex<'a>,
-    #[serde(default, borrow)]
-    error: Flex<'a, ErrorObj<'a>>,
-    #[serde(default, borrow)]
-    err: Flex<'a, ErrorObj<'a>>,
-    #[serde(default, borrow)]
-    thrown: Flex<'a, ErrorObj<'a>>,
-    #[serde(default, borrow, rename = "error.stack_trace")]
-    error_stack_trace: Flex<'a>,
-    #[serde(default, borrow, rename = "error.message")]
-    error_message: Flex<'a>,
-    #[serde(default, borrow, rename = "error.type")]
-    error_type: Flex<'a>,
+    stack_trace: Flex<'a> = "stack_trace",
+    stacktrace: Flex<'a> = "stacktrace",
+    stack: Flex<'a> = "stack",
+    exception: Flex<'a, Box<ErrorObj<'a>>> = "exception",
+    exc_info: Flex<'a> = "exc_info",
+    exc_text: Flex<'a> = "exc_text",
+    exception_pascal: Flex<'a> = "Exception",
+    gelf_stack: Flex<'a> = "_error_stack_trace",
+    at_x: Flex<'a> = "@x",
+    error: Flex<'a, Box<ErrorObj<'a>>> = "error",
+    err: Flex<'a, Box<ErrorObj<'a>>> = "err",
+    thrown: Flex<'a, Box<ErrorObj<'a>>> = "thrown",
+    error_stack_trace: Flex<'a> = "error.stack_trace",
+    error_message: Flex<'a> = "error.message",
+    error_type: Flex<'a> = "error.type",
 
     // Ids.
-    #[serde(default, borrow, rename = "requestId")]
-    request_id_camel: Flex<'a>,
-    #[serde(default, borrow, rename = "RequestId")]
-    request_id_pascal: Flex<'a>,
-    #[serde(default, borrow)]
-    request_id: Flex<'a>,
-    #[serde(default, borrow, rename = "x-request-id")]
-    x_request_id: Flex<'a>,
-    #[serde(default, borrow, rename = "X-Request-ID")]
-    x_request_id_upper: Flex<'a>,
-    #[serde(default, borrow, rename = "reqId")]
-    req_id_camel: Flex<'a>,
-    #[serde(default, borrow)]
-    req_id: Flex<'a>,
-    #[serde(default, borrow, rename = "http.request.id")]
-    http_request_id: Flex<'a>,
-    #[serde(default, borrow, rename = "x-correlation-id")]
-    x_correlation_id: Flex<'a>,
-    #[serde(default, borrow, rename = "X-Correlation-ID")]
-    x_correlation_id_upper: Flex<'a>,
-    #[serde(default, borrow, rename = "correlationId")]
-    correlation_id_camel: Flex<'a>,
-    #[serde(default, borrow, rename = "CorrelationId")]
-    correlation_id_pascal: Flex<'a>,
-    #[serde(default, borrow)]
-    correlation_id: Flex<'a>,
-    #[serde(default, borrow, rename = "traceId")]
-    trace_id_camel: Flex<'a>,
-    #[serde(default, borrow, rename = "TraceId")]
-    trace_id_pascal: Flex<'a>,
-    #[serde(default, borrow)]
-    trace_id: Flex<'a>,
-    #[serde(default, borrow, rename = "traceID")]
-    trace_id_upper: Flex<'a>,
-    #[serde(default, borrow, rename = "trace.id")]
-    trace_dot_id: Flex<'a>,
-    #[serde(default, borrow, rename = "X-B3-TraceId")]
-    b3_trace_id: Flex<'a>,
-    #[serde(default, borrow, rename = "dd.trace_id")]
-    dd_trace_id: Flex<'a>,
-    #[serde(default, borrow, rename = "logging.googleapis.com/trace")]
-    gcp_trace: Flex<'a>,
-    #[serde(default, borrow, rename = "@tr")]
-    at_tr: Flex<'a>,
-    #[serde(default, borrow)]
-    trace: Flex<'a, Trace<'a>>,
+    request_id_camel: Flex<'a> = "requestId",
+    request_id_pascal: Flex<'a> = "RequestId",
+    request_id: Flex<'a> = "request_id",
+    x_request_id: Flex<'a> = "x-request-id",
+    x_request_id_upper: Flex<'a> = "X-Request-ID",
+    req_id_camel: Flex<'a> = "reqId",
+    req_id: Flex<'a> = "req_id",
+    http_request_id: Flex<'a> = "http.request.id",
+    x_correlation_id: Flex<'a> = "x-correlation-id",
+    x_correlation_id_upper: Flex<'a> = "X-Correlation-ID",
+    correlation_id_camel: Flex<'a> = "correlationId",
+    correlation_id_pascal: Flex<'a> = "CorrelationId",
+    correlation_id: Flex<'a> = "correlation_id",
+    trace_id_camel: Flex<'a> = "traceId",
+    trace_id_pascal: Flex<'a> = "TraceId",
+    trace_id: Flex<'a> = "trace_id",
+    trace_id_upper: Flex<'a> = "traceID",
+    trace_dot_id: Flex<'a> = "trace.id",
+    b3_trace_id: Flex<'a> = "X-B3-TraceId",
+    dd_trace_id: Flex<'a> = "dd.trace_id",
+    gcp_trace: Flex<'a> = "logging.googleapis.com/trace",
+    at_tr: Flex<'a> = "@tr",
+    trace: Flex<'a, Trace<'a>> = "trace",
 
     // Origin.
-    #[serde(default, borrow)]
-    service: Flex<'a, Named<'a>>,
-    #[serde(default, borrow, rename = "service.name")]
-    service_name_dotted: Flex<'a>,
-    #[serde(default, borrow, rename = "serviceName")]
-    service_name_camel: Flex<'a>,
-    #[serde(default, borrow)]
-    app: Flex<'a>,
-    #[serde(default, borrow)]
-    application: Flex<'a>,
-    #[serde(default, borrow)]
-    hostname: Flex<'a>,
-    #[serde(default, borrow)]
-    kubernetes: Flex<'a, Kubernetes<'a>>,
-    #[serde(default, borrow, rename = "kubernetes.namespace_name")]
-    k8s_namespace_name: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.namespace")]
-    k8s_namespace: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.pod_name")]
-    k8s_pod_name: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.pod.name")]
-    k8s_pod_dot_name: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.container_name")]
-    k8s_container_name: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.container.name")]
-    k8s_container_dot_name: Flex<'a>,
-    #[serde(default, borrow, rename = "kubernetes.labels.app")]
-    k8s_labels_app: Flex<'a>,
-    #[serde(default, borrow, rename = "container.name")]
-    container_dot_name: Flex<'a>,
-    #[serde(default, borrow)]
-    container: Flex<'a, Named<'a>>,
+    service: Flex<'a, Named<'a>> = "service",
+    service_name_dotted: Flex<'a> = "service.name",
+    service_name_camel: Flex<'a> = "serviceName",
+    app: Flex<'a> = "app",
+    application: Flex<'a> = "application",
+    hostname: Flex<'a> = "hostname",
+    kubernetes: Flex<'a, Kubernetes<'a>> = "kubernetes",
+    k8s_namespace_name: Flex<'a> = "kubernetes.namespace_name",
+    k8s_namespace: Flex<'a> = "kubernetes.namespace",
+    k8s_pod_name: Flex<'a> = "kubernetes.pod_name",
+    k8s_pod_dot_name: Flex<'a> = "kubernetes.pod.name",
+    k8s_container_name: Flex<'a> = "kubernetes.container_name",
+    k8s_container_dot_name: Flex<'a> = "kubernetes.container.name",
+    k8s_labels_app: Flex<'a> = "kubernetes.labels.app",
+    container_dot_name: Flex<'a> = "container.name",
+    container: Flex<'a, Named<'a>> = "container",
+}
+
+const _: () = assert!(Key::NAMES.len() <= 128, "the seen set is a u128");
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonLine<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut line = JsonLine::default();
+        Fill(&mut line).deserialize(deserializer)?;
+        Ok(line)
+    }
+}
+
+/// Reads a JSON object into an existing [`JsonLine`], so the struct is never moved.
+struct Fill<'s, 'a>(&'s mut JsonLine<'a>);
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Fill<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("JsonLine", Key::NAMES, self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Fill<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct JsonLine")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0u128;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let Some(key) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let bit = 1u128 << (key as u32);
+            if seen & bit != 0 {
+                return Err(de::Error::duplicate_field(Key::NAMES[key as usize]));
+            }
+            seen |= bit;
+            self.0.read_value(key, &mut map)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads an object key straight into a [`Key`] (`None` for keys no encoder here writes),
+/// without building a string.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<Key>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Option<Key>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Key::of(v))
+    }
 }
 
 /// Parse one JSON record. Text after the object (a plain stack trace a logger printed on
@@ -449,13 +514,19 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
             },
         );
     }
-    let (line, trailing) = if memchr::memchr(b'\n', trimmed.as_bytes()).is_none() {
-        // One physical line, the common case: no stream bookkeeping and no trailing trace.
-        let line = serde_json::from_str::<JsonLine<'_>>(trimmed).map_err(skip_reason)?;
-        (line, "")
+    let mut line = JsonLine::default();
+    let trailing = if memchr::memchr(b'\n', trimmed.as_bytes()).is_none() {
+        // One physical line, the common case: no stream bookkeeping and no trailing trace,
+        // and the struct is filled where it lies.
+        let mut de = serde_json::Deserializer::from_str(trimmed);
+        Fill(&mut line)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(skip_reason)?;
+        ""
     } else {
         let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<JsonLine<'_>>();
-        let line = match stream.next() {
+        line = match stream.next() {
             Some(Ok(line)) => line,
             Some(Err(e)) => return Err(skip_reason(e)),
             None => return Err(SkipReason::InvalidJson),
@@ -466,9 +537,9 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
         if !same_line.trim().is_empty() {
             return Err(SkipReason::InvalidJson);
         }
-        (line, next_lines.trim_end())
+        next_lines.trim_end()
     };
-    let mut fields = resolve(line).ok_or(SkipReason::UnusableJson)?;
+    let mut fields = resolve(&mut line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));
     }
@@ -497,276 +568,166 @@ macro_rules! first {
     };
 }
 
-fn level_of<T>(value: Flex<'_, T>) -> Option<Severity> {
+fn level_of<T>(value: &Flex<'_, T>) -> Option<Severity> {
     match value {
-        Flex::Str(s) => severity_word(&s),
-        Flex::Num(n) => severity_number(n),
+        Flex::Str(s) => severity_word(s),
+        Flex::Num(n) => severity_number(*n),
         _ => None,
     }
 }
 
 /// Turn the keys that were present into record fields. `None` when nothing usable (no
-/// message, level or error) was there.
+/// message, level or error) was there. Values are taken out of `line` as they are used,
+/// so nothing is copied or moved wholesale.
 #[allow(clippy::too_many_lines)]
-pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
-    let JsonLine {
-        at_timestamp,
-        timestamp,
-        time,
-        ts,
-        at_t,
-        asctime,
-        datetime,
-        time_millis,
-        timestamp_pascal,
-        created,
-        instant,
-        level,
-        levelname,
-        severity,
-        at_l,
-        log_level,
-        level_value,
-        lvl,
-        level_pascal,
-        log_level_pascal,
-        message,
-        msg,
-        at_m,
-        at_mt,
-        message_pascal,
-        rendered_message,
-        message_template,
-        event,
-        short_message,
-        log,
-        logger_name,
-        logger,
-        logger_name_camel,
-        category,
-        gelf_logger,
-        log_logger,
-        name,
-        thread_name,
-        thread,
-        thread_name_camel,
-        gelf_thread,
-        process_thread_name,
-        stack_trace,
-        stacktrace,
-        stack,
-        exception,
-        exc_info,
-        exc_text,
-        exception_pascal,
-        gelf_stack,
-        at_x,
-        error,
-        err,
-        thrown,
-        error_stack_trace,
-        error_message,
-        error_type,
-        request_id_camel,
-        request_id_pascal,
-        request_id,
-        x_request_id,
-        x_request_id_upper,
-        req_id_camel,
-        req_id,
-        http_request_id,
-        x_correlation_id,
-        x_correlation_id_upper,
-        correlation_id_camel,
-        correlation_id_pascal,
-        correlation_id,
-        trace_id_camel,
-        trace_id_pascal,
-        trace_id,
-        trace_id_upper,
-        trace_dot_id,
-        b3_trace_id,
-        dd_trace_id,
-        gcp_trace,
-        at_tr,
-        trace,
-        service,
-        service_name_dotted,
-        service_name_camel,
-        app,
-        application,
-        hostname,
-        kubernetes,
-        k8s_namespace_name,
-        k8s_namespace,
-        k8s_pod_name,
-        k8s_pod_dot_name,
-        k8s_container_name,
-        k8s_container_dot_name,
-        k8s_labels_app,
-        container_dot_name,
-        container,
-    } = line;
+pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
+    let l = line;
 
     // Time: the first key that holds a readable time wins.
-    let serilog = at_t.is_present();
+    let serilog = l.at_t.is_present();
     let time = first!(
-        time_of(at_timestamp),
-        match timestamp {
-            Flex::Obj(t) => seconds_nanos(*t),
+        time_of(&l.at_timestamp),
+        match &l.timestamp {
+            Flex::Obj(t) => seconds_nanos(t),
             other => time_of(other),
         },
-        time_of(time),
-        time_of(ts),
-        time_of(at_t),
-        time_of(asctime),
-        time_of(datetime),
-        time_of(time_millis),
-        time_of(timestamp_pascal),
-        instant.into_obj().and_then(seconds_nanos),
-        time_of(created),
+        time_of(&l.time),
+        time_of(&l.ts),
+        time_of(&l.at_t),
+        time_of(&l.asctime),
+        time_of(&l.datetime),
+        time_of(&l.time_millis),
+        time_of(&l.timestamp_pascal),
+        l.instant.as_obj().and_then(seconds_nanos),
+        time_of(&l.created),
     );
 
     // Level.
-    let (log_str, log_obj) = log.split();
+    let (log_str, log_obj) = l.log.take().split();
     let (ecs_level, ecs_logger) =
-        log_obj.map_or((Flex::Absent, Flex::Absent), |l| (l.level, l.logger));
-    let numeric_level = matches!(level, Flex::Num(_));
+        log_obj.map_or((Flex::Absent, Flex::Absent), |log| (log.level, log.logger));
+    let numeric_level = matches!(l.level, Flex::Num(_));
     let severity = first!(
-        level_of(level),
-        level_of(levelname),
-        level_of(severity),
-        level_of(at_l),
-        level_of(log_level),
-        level_of(ecs_level),
-        level_of(lvl),
-        level_of(level_pascal),
-        level_of(log_level_pascal),
-        level_of(level_value),
+        level_of(&l.level),
+        level_of(&l.levelname),
+        level_of(&l.severity),
+        level_of(&l.at_l),
+        level_of(&l.log_level),
+        level_of(&ecs_level),
+        level_of(&l.lvl),
+        level_of(&l.level_pascal),
+        level_of(&l.log_level_pascal),
+        level_of(&l.level_value),
     )
     // Serilog's compact format leaves `@l` out for Information.
     .or(serilog.then_some(Severity::Info));
 
     // Message. structlog puts it in `event`; ECS uses `event` for an object (ignored).
     let message = first!(
-        message.into_str(),
-        msg.into_str(),
-        at_m.into_str(),
-        message_pascal.into_str(),
-        rendered_message.into_str(),
-        at_mt.into_str(),
-        message_template.into_str(),
-        event.into_str(),
-        short_message.into_str(),
+        l.message.take_str(),
+        l.msg.take_str(),
+        l.at_m.take_str(),
+        l.message_pascal.take_str(),
+        l.rendered_message.take_str(),
+        l.at_mt.take_str(),
+        l.message_template.take_str(),
+        l.event.take_str(),
+        l.short_message.take_str(),
         log_str,
     );
 
     // pino and bunyan write the program name in `name`, next to `hostname` and a numeric
     // level; Python json loggers write the logger name there.
-    let name_is_program = numeric_level && hostname.is_present();
+    let name_is_program = numeric_level && l.hostname.is_present();
     let (name_as_logger, name_as_program) = if name_is_program {
-        (None, name.into_str())
+        (None, l.name.take_str())
     } else {
-        (name.into_str(), None)
+        (l.name.take_str(), None)
     };
     let logger = first!(
-        logger_name.into_str(),
-        logger.into_str(),
-        logger_name_camel.into_str(),
-        category.into_str(),
-        gelf_logger.into_str(),
-        log_logger.into_str(),
+        l.logger_name.take_str(),
+        l.logger.take_str(),
+        l.logger_name_camel.take_str(),
+        l.category.take_str(),
+        l.gelf_logger.take_str(),
+        l.log_logger.take_str(),
         ecs_logger.into_str(),
         name_as_logger,
     );
     let thread = first!(
-        thread_name.into_str(),
-        thread.into_str(),
-        thread_name_camel.into_str(),
-        gelf_thread.into_str(),
-        process_thread_name.into_str(),
+        l.thread_name.take_str(),
+        l.thread.take_str(),
+        l.thread_name_camel.take_str(),
+        l.gelf_thread.take_str(),
+        l.process_thread_name.take_str(),
     );
 
-    let stack_trace = error_text(ErrorParts {
-        stack_trace: first_flex([stack_trace, exception_pascal, gelf_stack]),
-        stacktrace,
-        stack,
-        exception,
-        exc_info,
-        exc_text,
-        at_x,
-        error,
-        err,
-        thrown,
-        error_stack_trace,
-        error_message,
-        error_type,
-    });
+    let stack_trace = error_text(l);
 
     if message.is_none() && stack_trace.is_none() && severity.is_none() {
         return None;
     }
 
     let request_id = first!(
-        request_id_camel.into_str(),
-        request_id_pascal.into_str(),
-        request_id.into_str(),
-        x_request_id.into_str(),
-        x_request_id_upper.into_str(),
-        req_id_camel.into_str(),
-        req_id.into_str(),
-        http_request_id.into_str(),
+        l.request_id_camel.take_str(),
+        l.request_id_pascal.take_str(),
+        l.request_id.take_str(),
+        l.x_request_id.take_str(),
+        l.x_request_id_upper.take_str(),
+        l.req_id_camel.take_str(),
+        l.req_id.take_str(),
+        l.http_request_id.take_str(),
     );
     let correlation_id = first!(
-        x_correlation_id.into_str(),
-        x_correlation_id_upper.into_str(),
-        correlation_id_camel.into_str(),
-        correlation_id_pascal.into_str(),
-        correlation_id.into_str(),
+        l.x_correlation_id.take_str(),
+        l.x_correlation_id_upper.take_str(),
+        l.correlation_id_camel.take_str(),
+        l.correlation_id_pascal.take_str(),
+        l.correlation_id.take_str(),
     );
-    let (trace_str, trace_obj) = trace.split();
+    let (trace_str, trace_obj) = l.trace.take().split();
     let trace_id = first!(
-        trace_id_camel.into_str(),
-        trace_id_pascal.into_str(),
-        trace_id.into_str(),
-        trace_id_upper.into_str(),
-        trace_dot_id.into_str(),
+        l.trace_id_camel.take_str(),
+        l.trace_id_pascal.take_str(),
+        l.trace_id.take_str(),
+        l.trace_id_upper.take_str(),
+        l.trace_dot_id.take_str(),
         trace_obj.and_then(|t| t.id.into_str()),
         trace_str,
-        b3_trace_id.into_str(),
-        dd_trace_id.into_str(),
-        gcp_trace.into_str(),
-        at_tr.into_str(),
+        l.b3_trace_id.take_str(),
+        l.dd_trace_id.take_str(),
+        l.gcp_trace.take_str(),
+        l.at_tr.take_str(),
     );
 
-    let k8s = kubernetes.into_obj().unwrap_or_default();
+    let k8s = l.kubernetes.take().into_obj().unwrap_or_default();
     let (k8s_pod_str, k8s_pod_obj) = k8s.pod.split();
     let (k8s_container_str, k8s_container_obj) = k8s.container.split();
     let labels = k8s.labels.into_obj().unwrap_or_default();
-    let (container_str, container_obj) = container.split();
+    let (container_str, container_obj) = l.container.take().split();
     let container = first!(
         k8s.container_name.into_str(),
         k8s_container_obj.and_then(|c| c.name.into_str()),
         k8s_container_str,
-        k8s_container_name.into_str(),
-        k8s_container_dot_name.into_str(),
-        container_dot_name.into_str(),
+        l.k8s_container_name.take_str(),
+        l.k8s_container_dot_name.take_str(),
+        l.container_dot_name.take_str(),
         container_obj.and_then(|c| c.name.into_str()),
         container_str,
     );
-    let (service_str, service_obj) = service.split();
+    let (service_str, service_obj) = l.service.take().split();
     let workload = first!(
         service_str,
         service_obj.and_then(|s| s.name.into_str()),
-        service_name_dotted.into_str(),
-        service_name_camel.into_str(),
-        app.into_str(),
-        application.into_str(),
+        l.service_name_dotted.take_str(),
+        l.service_name_camel.take_str(),
+        l.app.take_str(),
+        l.application.take_str(),
         name_as_program,
         labels.app.into_str(),
         labels.app_kubernetes_io_name.into_str(),
         labels.k8s_app.into_str(),
-        k8s_labels_app.into_str(),
+        l.k8s_labels_app.take_str(),
     )
     // The app container is named after the workload in nearly every chart; the sidecar's
     // container never writes app JSON lines.
@@ -775,15 +736,15 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
         namespace: first!(
             k8s.namespace_name.into_str(),
             k8s.namespace.into_str(),
-            k8s_namespace_name.into_str(),
-            k8s_namespace.into_str(),
+            l.k8s_namespace_name.take_str(),
+            l.k8s_namespace.take_str(),
         ),
         pod: first!(
             k8s.pod_name.into_str(),
             k8s_pod_obj.and_then(|p| p.name.into_str()),
             k8s_pod_str,
-            k8s_pod_name.into_str(),
-            k8s_pod_dot_name.into_str(),
+            l.k8s_pod_name.take_str(),
+            l.k8s_pod_dot_name.take_str(),
         ),
         container,
         workload,
@@ -803,17 +764,9 @@ pub(super) fn resolve(line: JsonLine<'_>) -> Option<Fields<'_>> {
     })
 }
 
-/// The first of several string-holding keys that is present, as one value.
-fn first_flex<const N: usize>(candidates: [Flex<'_>; N]) -> Flex<'_> {
-    candidates
-        .into_iter()
-        .find(|f| f.as_str().is_some())
-        .unwrap_or_default()
-}
-
-fn time_of<T>(value: Flex<'_, T>) -> Option<ParsedTime> {
-    match value {
-        Flex::Str(s) => parse_any(&s),
+fn time_of<T>(value: &Flex<'_, T>) -> Option<ParsedTime> {
+    match *value {
+        Flex::Str(ref s) => parse_any(s),
         Flex::Num(n) => from_epoch_number(n).map(|time| ParsedTime {
             // Epoch seconds as an f64 (zap's `ts`) carry microseconds at best; the digits
             // below are rounding noise, so they are rounded away.
@@ -830,7 +783,7 @@ fn time_of<T>(value: Flex<'_, T>) -> Option<ParsedTime> {
 }
 
 #[allow(clippy::cast_possible_truncation)]
-fn seconds_nanos(t: SecondsNanos) -> Option<ParsedTime> {
+fn seconds_nanos(t: &SecondsNanos) -> Option<ParsedTime> {
     let seconds = t.seconds?;
     if !seconds.is_finite() || !(0.0..1e11).contains(&seconds) {
         return None;
@@ -843,71 +796,39 @@ fn seconds_nanos(t: SecondsNanos) -> Option<ParsedTime> {
     })
 }
 
-struct ErrorParts<'a> {
-    stack_trace: Flex<'a>,
-    stacktrace: Flex<'a>,
-    stack: Flex<'a>,
-    exception: Flex<'a, ErrorObj<'a>>,
-    exc_info: Flex<'a>,
-    exc_text: Flex<'a>,
-    at_x: Flex<'a>,
-    error: Flex<'a, ErrorObj<'a>>,
-    err: Flex<'a, ErrorObj<'a>>,
-    thrown: Flex<'a, ErrorObj<'a>>,
-    error_stack_trace: Flex<'a>,
-    error_message: Flex<'a>,
-    error_type: Flex<'a>,
-}
-
 /// The logged error value and its stack, as one text. Encoders that keep the stack in its
 /// own field without the error line (zap's `error` + `stacktrace`, pino's `err.code`) get the
 /// parts joined, so the text always names the error; that copy only happens on error lines.
-fn error_text(parts: ErrorParts<'_>) -> Option<Cow<'_, str>> {
-    let ErrorParts {
-        stack_trace,
-        stacktrace,
-        stack,
-        exception,
-        exc_info,
-        exc_text,
-        at_x,
-        error,
-        err,
-        thrown,
-        error_stack_trace,
-        error_message,
-        error_type,
-    } = parts;
-    let (exception_str, exception_obj) = exception.split();
-    let (error_str, error_obj) = error.split();
-    let (err_str, err_obj) = err.split();
-    let thrown_obj = thrown.into_obj();
-
+fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
     // A full trace as one string, in order of how explicit the key is.
     let full = first!(
-        stack_trace.into_str(),
-        at_x.into_str(),
-        error_stack_trace.into_str(),
-        exception_str,
-        exc_info.into_str(),
-        exc_text.into_str(),
+        l.stack_trace.take_str(),
+        l.exception_pascal.take_str(),
+        l.gelf_stack.take_str(),
+        l.at_x.take_str(),
+        l.error_stack_trace.take_str(),
+        l.exception.take_str(),
+        l.exc_info.take_str(),
+        l.exc_text.take_str(),
     );
     if let Some(full) = full {
         return Some(full);
     }
 
-    let object = [error_obj, err_obj, exception_obj, thrown_obj]
-        .into_iter()
-        .flatten()
-        .next();
+    let object = first!(
+        l.error.as_obj_mut(),
+        l.err.as_obj_mut(),
+        l.exception.as_obj_mut(),
+        l.thrown.as_obj_mut(),
+    );
     if let Some(obj) = object {
-        return object_text(obj, error_message.into_str(), error_type.into_str());
+        return object_text(obj, l.error_message.take_str(), l.error_type.take_str());
     }
 
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
-    let value = first!(error_str, err_str)
-        .or_else(|| type_message(error_type.into_str(), error_message.into_str()));
-    let go_stack = first!(stacktrace.into_str(), stack.into_str());
+    let value = first!(l.error.take_str(), l.err.take_str())
+        .or_else(|| type_message(l.error_type.take_str(), l.error_message.take_str()));
+    let go_stack = first!(l.stacktrace.take_str(), l.stack.take_str());
     match (value, go_stack) {
         (Some(v), Some(s)) if s.contains(v.as_ref()) => Some(s),
         (Some(v), Some(s)) => Some(Cow::Owned(format!("{v}\n{s}"))),
@@ -929,24 +850,21 @@ fn type_message<'a>(
 }
 
 fn object_text<'a>(
-    obj: ErrorObj<'a>,
+    obj: &mut ErrorObj<'a>,
     dotted_message: Option<Cow<'a, str>>,
     dotted_type: Option<Cow<'a, str>>,
 ) -> Option<Cow<'a, str>> {
-    let code = obj.code.as_str().map(str::to_owned);
-    let trace = first!(obj.stack_trace.into_str(), obj.stack.into_str());
+    let trace = first!(obj.stack_trace.take_str(), obj.stack.take_str());
     let text = trace.or_else(|| {
         type_message(
-            first!(obj.kind.into_str(), obj.name.into_str(), dotted_type),
-            first!(obj.message.into_str(), dotted_message),
+            first!(obj.kind.take_str(), obj.name.take_str(), dotted_type),
+            first!(obj.message.take_str(), dotted_message),
         )
     })?;
     // Node keeps `code: 'ECONNRESET'` outside `err.stack`; `Error: aborted` says nothing
     // without it.
-    match code {
-        Some(code) if !text.contains(code.as_str()) => {
-            Some(Cow::Owned(format!("{text}\ncode: '{code}'")))
-        }
+    match obj.code.as_str() {
+        Some(code) if !text.contains(code) => Some(Cow::Owned(format!("{text}\ncode: '{code}'"))),
         _ => Some(text),
     }
 }

@@ -19,11 +19,22 @@ use std::borrow::Cow;
 const EXCEPTION_SUFFIXES: &[&str] = &["Exception", "Error", "Throwable", "Fault", "Exit"];
 
 /// True when the record's first line opens a list-view block (`{ [-]` or collapsed `{ [+]`).
+///
+/// Asked of every JSON line, so it reads from the front and stops at the first byte that
+/// rules the block out instead of finding the end of the first line.
 pub(super) fn is_list_view(record: &str) -> bool {
-    let first = record.split('\n').next().unwrap_or("").trim();
-    first
-        .strip_prefix('{')
-        .is_some_and(|rest| matches!(rest.trim(), "[-]" | "[+]"))
+    let blank_in_line = |c: char| c != '\n' && c.is_whitespace();
+    let Some(rest) = record.trim_start_matches(blank_in_line).strip_prefix('{') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(blank_in_line);
+    let Some(after) = rest
+        .strip_prefix("[-]")
+        .or_else(|| rest.strip_prefix("[+]"))
+    else {
+        return false;
+    };
+    after.split('\n').next().unwrap_or("").trim().is_empty()
 }
 
 /// Parse a list-view block into an app record.
@@ -34,8 +45,10 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
             .into_iter()
             .map(|(key, value)| (key, BorrowedStrDeserializer::<ValueError>::new(value))),
     );
-    let line = JsonLine::deserialize(map).map_err(|_| SkipReason::UnusableJson)?;
-    resolve(line).map(build).ok_or(SkipReason::UnusableJson)
+    let mut line = JsonLine::deserialize(map).map_err(|_| SkipReason::UnusableJson)?;
+    resolve(&mut line)
+        .map(build)
+        .ok_or(SkipReason::UnusableJson)
 }
 
 struct Open<'a> {
