@@ -153,7 +153,11 @@ fn looks_like_list_view(input: &InputFile) -> bool {
         return false;
     };
     let mut head = Vec::new();
-    if stream.take(LIST_VIEW_PROBE_BYTES).read_to_end(&mut head).is_err() {
+    if stream
+        .take(LIST_VIEW_PROBE_BYTES)
+        .read_to_end(&mut head)
+        .is_err()
+    {
         return false;
     }
     memchr::memmem::find_iter(&head, b"{ [")
@@ -351,7 +355,16 @@ fn run_task<S: Sink>(
     let mut lines = 0;
     match *task {
         Task::Range { start, end, .. } => {
-            match process_range(input, start, end, options, use_prefilter, sink, &mut cov, buffer) {
+            match process_range(
+                input,
+                start,
+                end,
+                options,
+                use_prefilter,
+                sink,
+                &mut cov,
+                buffer,
+            ) {
                 Ok(owned) => lines = owned,
                 Err(e) => {
                     cov.read_error.get_or_insert(e.to_string());
@@ -669,13 +682,18 @@ struct Pending<'b> {
     line_count: u32,
     dropped_continuations: u32,
     start: usize,
-    text: PendingText,
+    text: PendingText<'b>,
     env: Envelope<'b>,
 }
 
-enum PendingText {
-    /// Contiguous in the buffer: `buf[from..to]`.
-    Slice { from: usize, to: usize },
+enum PendingText<'b> {
+    /// Contiguous in the buffer: `buf[from..to]`; `checked` is that text while it is one
+    /// line, already validated as UTF-8 (most records), so it is not validated twice.
+    Slice {
+        from: usize,
+        to: usize,
+        checked: Option<&'b str>,
+    },
     /// Had to be assembled (wrappers on continuation lines, unescaped JSON, lossy UTF-8).
     Owned(String),
 }
@@ -875,6 +893,7 @@ fn process_buffer<S: Sink>(
                     text: PendingText::Slice {
                         from: inner_from,
                         to,
+                        checked: Some(inner),
                     },
                     env,
                 });
@@ -996,15 +1015,16 @@ fn append_continuation(
     match (&mut p.text, line) {
         // The common case: an unwrapped continuation right after the record so far.
         (
-            PendingText::Slice { to, .. },
+            PendingText::Slice { to, checked, .. },
             Line::Text {
                 inner_from, inner, ..
             },
         ) if inner_from == *to + 1 && inner.len() == raw_len => {
             *to = inner_from + inner.len();
+            *checked = None;
             let _ = line_end;
         }
-        (PendingText::Slice { from, to }, line) => {
+        (PendingText::Slice { from, to, .. }, line) => {
             let mut owned = String::from_utf8_lossy(&buf[*from..*to]).into_owned();
             push_line(&mut owned, line);
             p.text = PendingText::Owned(owned);
@@ -1041,8 +1061,12 @@ fn finish_record<S: Sink>(
     }
     let owned_storage;
     let text: &str = match &p.text {
-        // The slice was validated as UTF-8 line by line and joined by '\n'.
-        PendingText::Slice { from, to } => match std::str::from_utf8(&buf[*from..*to]) {
+        PendingText::Slice {
+            checked: Some(text),
+            ..
+        } => text,
+        // Lines validated one by one and joined by '\n'.
+        PendingText::Slice { from, to, .. } => match std::str::from_utf8(&buf[*from..*to]) {
             Ok(t) => t,
             Err(_) => {
                 owned_storage = String::from_utf8_lossy(&buf[*from..*to]).into_owned();
