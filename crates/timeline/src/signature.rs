@@ -465,12 +465,12 @@ mod tests {
             time: None,
             collector_time: None,
             origin: Origin::default(),
-            payload: Payload::App(AppRecord {
+            payload: Payload::App(Box::new(AppRecord {
                 severity,
                 message: Cow::Owned(message.into()),
                 stack_trace: stack.map(|s| Cow::Owned(s.into())),
                 ..AppRecord::default()
-            }),
+            })),
         }
     }
 
@@ -481,13 +481,13 @@ mod tests {
             time: None,
             collector_time: None,
             origin: Origin::default(),
-            payload: Payload::Access(AccessEntry {
+            payload: Payload::Access(Box::new(AccessEntry {
                 response_code: code,
                 response_flags: ResponseFlags::parse(flags),
                 response_code_details: Some(Cow::Owned(details.into())),
                 upstream_cluster: Some(Cow::Borrowed("outbound|8080||payments.svc")),
                 ..AccessEntry::default()
-            }),
+            })),
         }
     }
 

@@ -28,7 +28,7 @@ fn reset(time: &str, service: &str, peer: &str) -> Event<'static> {
             workload: Some(Cow::Owned(service.into())),
             ..Origin::default()
         },
-        payload: Payload::App(AppRecord {
+        payload: Payload::App(Box::new(AppRecord {
             severity: Some(Severity::Error),
             message: Cow::Borrowed("Call failed"),
             stack_trace: Some(Cow::Borrowed(
@@ -41,7 +41,7 @@ fn reset(time: &str, service: &str, peer: &str) -> Event<'static> {
                 peer: Some(Cow::Owned(format!("http://{peer}:8080/api"))),
             }),
             ..AppRecord::default()
-        }),
+        })),
     }
 }
 
@@ -55,14 +55,14 @@ fn row(time: &str, service: &str, peer: &str, code: u16, flags: &str) -> Event<'
             workload: Some(Cow::Owned(service.into())),
             ..Origin::default()
         },
-        payload: Payload::Access(AccessEntry {
+        payload: Payload::Access(Box::new(AccessEntry {
             response_code: code,
             response_flags: ResponseFlags::parse(flags),
             upstream_cluster: Some(Cow::Owned(format!(
                 "outbound|8080||{peer}.shop.svc.cluster.local"
             ))),
             ..AccessEntry::default()
-        }),
+        })),
     }
 }
 

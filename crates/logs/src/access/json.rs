@@ -304,6 +304,6 @@ fn build(row: Row<'_>) -> Result<Parsed<'_>, SkipReason> {
     Ok(Parsed {
         time,
         origin: Origin::default(),
-        payload: Payload::Access(entry),
+        payload: Payload::Access(Box::new(entry)),
     })
 }

@@ -12,7 +12,7 @@ fn entry(line: &str) -> AccessEntry<'_> {
         .unwrap_or_else(|| panic!("not claimed: {line}"))
         .unwrap_or_else(|e| panic!("rejected ({e:?}): {line}"));
     match parsed.payload {
-        Payload::Access(entry) => entry,
+        Payload::Access(entry) => *entry,
         other => panic!("not an access payload: {other:?}"),
     }
 }

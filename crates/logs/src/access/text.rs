@@ -170,7 +170,7 @@ pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     Some(parse_tail(line, &head).map(|entry| Parsed {
         time: Some(time),
         origin: Origin::default(),
-        payload: Payload::Access(entry),
+        payload: Payload::Access(Box::new(entry)),
     }))
 }
 

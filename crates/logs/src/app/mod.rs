@@ -74,7 +74,7 @@ fn build(fields: Fields<'_>) -> Parsed<'_> {
     Parsed {
         time: fields.time.map(|t| t.time),
         origin: fields.origin,
-        payload: Payload::App(AppRecord {
+        payload: Payload::App(Box::new(AppRecord {
             severity: fields.severity,
             logger: fields.logger,
             thread: fields.thread,
@@ -85,7 +85,7 @@ fn build(fields: Fields<'_>) -> Parsed<'_> {
             trace_id: fields.trace_id,
             error,
             time_zone_assumed: fields.time.is_some_and(|t| !t.has_zone),
-        }),
+        })),
     }
 }
 
