@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let cut_options = RunOptions {
         range_bytes: 1024,
         block_bytes: 100,
+        use_mmap: false,
         ..RunOptions::default()
     };
     let cut = meshdoctor_logs::run(&inputs, &cut_options, Records::default);
@@ -64,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         &RunOptions {
             range_bytes: 1024,
             block_bytes: 100,
+            use_mmap: false,
             ..filtered
         },
         Records::default,

@@ -90,6 +90,11 @@ pub struct InputArgs {
     /// Workload name for inputs whose records and paths name none.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Read files with plain reads instead of memory maps. Maps are faster, but if another
+    /// process truncates a file while it is read (logrotate's copytruncate on a live log),
+    /// a mapped read is killed by the operating system (SIGBUS).
+    #[arg(long)]
+    pub no_mmap: bool,
 }
 
 /// `--kind` values.
@@ -135,6 +140,7 @@ impl InputArgs {
             progress: progress_bar(&inputs),
             forced: self.kind.map(KindArg::family),
             service: self.service.clone(),
+            use_mmap: !self.no_mmap,
             ..meshdoctor_logs::RunOptions::default()
         };
         (

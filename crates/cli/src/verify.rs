@@ -57,6 +57,9 @@ pub struct Args {
     /// Workload name for inputs whose records and paths name none.
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
+    /// Read files with plain reads instead of memory maps (see `scan --help`).
+    #[arg(long)]
+    no_mmap: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -85,6 +88,7 @@ fn count(
         paths: paths.to_vec(),
         kind: args.kind,
         service: args.service.clone(),
+        no_mmap: args.no_mmap,
     };
     let (files, errors, options) = inputs.open();
     warn_unreadable(&errors);

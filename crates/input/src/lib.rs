@@ -8,10 +8,12 @@
 //! This crate reads bytes and nothing more: it never interprets log lines (that is
 //! `meshdoctor-logs`) and never parses configuration (that is `meshdoctor-config`).
 
+mod map;
 mod names;
 mod open;
 mod sniff;
 
+pub use map::MappedFile;
 pub use names::{PathNames, names_from_path, workload_from_pod};
 pub use open::{ByteSource, open_stream, read_at_most};
 pub use sniff::{ContentKind, sniff_content};

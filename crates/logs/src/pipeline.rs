@@ -12,7 +12,7 @@
 use crate::record::{MAX_CONTINUATION_LINES, MAX_LINE_BYTES, is_continuation};
 use crate::wrapper::{Envelope, Unwrapped, unwrap_line};
 use crate::{coverage::FileCoverage, dispatch::parse_record};
-use meshdoctor_input::{Access, InputFile, PathNames, open_stream, read_at_most};
+use meshdoctor_input::{Access, InputFile, MappedFile, PathNames, open_stream, read_at_most};
 use meshdoctor_model::{Event, Family, FileId, Origin, SkipReason};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -103,6 +103,9 @@ pub struct RunOptions {
     /// (8 MiB blocks made every pass a trip to main memory), large enough that per-block
     /// work is negligible. Tests set it tiny to cut records at every possible place.
     pub block_bytes: usize,
+    /// Read regular files through a memory mapping (no copy out of the page cache); off,
+    /// they are read in blocks. See `meshdoctor_input::MappedFile` for the one hazard.
+    pub use_mmap: bool,
     /// Only records whose text contains a match are parsed and given to the sink (issue 7:
     /// `timeline` at close to `rg -c` speed). Skipped lines are counted, not parsed.
     /// Leave `None` when a sink needs every record (`timeline --rate` counts all access rows).
@@ -117,6 +120,7 @@ impl Default for RunOptions {
             service: None,
             range_bytes: 8 * 1024 * 1024,
             block_bytes: 256 * 1024,
+            use_mmap: true,
             prefilter: None,
         }
     }
@@ -425,6 +429,20 @@ fn process_range<S: Sink>(
     buffer: &mut BlockBuffer,
 ) -> std::io::Result<u64> {
     let file = std::fs::File::open(&input.path)?;
+    if options.use_mmap
+        && let Some(map) = MappedFile::open(&file)
+    {
+        return Ok(process_mapped_range(
+            &map,
+            input,
+            start,
+            end,
+            options,
+            use_prefilter,
+            sink,
+            cov,
+        ));
+    }
     let file_len = file.metadata()?.len();
     cov.bytes += end - start;
     let ctx = context(input, options);
@@ -512,6 +530,84 @@ fn process_range<S: Sink>(
         // A record ran on to the end of the file or past the size limit: count directly.
         None => count_newlines_in(&file, start, end, buffer, options.block_bytes)?,
     })
+}
+
+/// [`process_range`] over a mapped file: the same steps on a window of the mapping that
+/// grows by a block until the range's last record is complete.
+#[allow(clippy::too_many_arguments)]
+fn process_mapped_range<S: Sink>(
+    map: &MappedFile,
+    input: &InputFile,
+    start: u64,
+    end: u64,
+    options: &RunOptions,
+    use_prefilter: bool,
+    sink: &mut S,
+    cov: &mut FileCoverage,
+) -> u64 {
+    let bytes = map.bytes();
+    let len = bytes.len();
+    // Positions in a mapping of a file that fits in memory fit in usize.
+    let at = |offset: u64| usize::try_from(offset).unwrap_or(usize::MAX).min(len);
+    let (start, end) = (at(start), at(end));
+    cov.bytes += (end - start) as u64;
+    let ctx = context(input, options);
+    let block = options.block_bytes.max(1);
+    map.will_read(start, end - start + block);
+    let mut cursor = Cursor {
+        line: 1,
+        skip_leading_continuations: start > 0,
+        use_prefilter,
+    };
+    // As in `process_range`: from one byte early, skip to the first line that starts here.
+    let mut done = start.saturating_sub(1);
+    if start > 0 {
+        match memchr::memchr(b'\n', &bytes[done..end]) {
+            Some(nl) => {
+                if done + nl >= start {
+                    cursor.line += 1;
+                }
+                done += nl + 1;
+            }
+            None => return 0,
+        }
+    }
+    let mut window_end = end.saturating_add(block).min(len);
+    let mut ended_at = None;
+    loop {
+        let at_eof = window_end == len;
+        let step = process_buffer(
+            &bytes[done..window_end],
+            end.saturating_sub(done),
+            at_eof,
+            &ctx,
+            options,
+            &mut cursor,
+            sink,
+            cov,
+        );
+        if step.complete && !at_eof {
+            ended_at = Some((end, done + step.consumed));
+        }
+        if step.complete || at_eof {
+            break;
+        }
+        done += step.consumed;
+        window_end = window_end.saturating_add(block).min(len);
+        if window_end - done > MAX_LINE_BYTES * 8 {
+            // A pathological record: stop here; the rest belongs to the next range.
+            break;
+        }
+    }
+    match ended_at {
+        Some((end, next_record)) => {
+            let after_end = count_newlines(&bytes[end.min(next_record)..next_record]);
+            (cursor.line - 1).saturating_sub(after_end)
+        }
+        // Nothing of this file follows the range.
+        None if end == len => 0,
+        None => count_newlines(&bytes[start..end]),
+    }
 }
 
 /// The file length the ranges were planned with.

@@ -71,6 +71,7 @@ fn run_in_blocks(
         RunOptions {
             range_bytes,
             block_bytes,
+            use_mmap: false,
             ..RunOptions::default()
         },
     )
@@ -129,7 +130,9 @@ proptest! {
         // may hold the literal in a part its parser drops); every line is still accounted for.
         let prefilter = Some(std::sync::Arc::new(meshdoctor_logs::Prefilter::new(&[LITERAL]).unwrap()));
         for target in [&plain, &gz] {
-            let filtered = run_with(target, RunOptions { range_bytes: range, block_bytes: block, prefilter: prefilter.clone(), ..RunOptions::default() });
+            let filtered = run_with(target, RunOptions { range_bytes: range, block_bytes: block, use_mmap: false, prefilter: prefilter.clone(), ..RunOptions::default() });
+            let mapped = run_with(target, RunOptions { range_bytes: range, block_bytes: block, prefilter: prefilter.clone(), ..RunOptions::default() });
+            prop_assert_eq!(&filtered, &mapped);
             let mentioning: Vec<_> = whole.0.iter().filter(|e| e.2.ends_with('*')).cloned().collect();
             let seen_mentioning: Vec<_> = filtered.0.iter().filter(|e| e.2.ends_with('*')).cloned().collect();
             prop_assert_eq!(&seen_mentioning, &mentioning);
@@ -184,6 +187,7 @@ fn fuzz_regressions_stay_fixed() {
             RunOptions {
                 range_bytes: 1024,
                 block_bytes: 100,
+                use_mmap: false,
                 ..RunOptions::default()
             },
         );
@@ -200,6 +204,7 @@ fn fuzz_regressions_stay_fixed() {
             RunOptions {
                 range_bytes: 1024,
                 block_bytes: 100,
+                use_mmap: false,
                 prefilter,
                 ..RunOptions::default()
             },
