@@ -89,7 +89,7 @@ fn route<'a>(
 }
 
 fn first_line(record: &str) -> &str {
-    record.split('\n').next().unwrap_or(record)
+    memchr::memchr(b'\n', record.as_bytes()).map_or(record, |nl| &record[..nl])
 }
 
 #[cfg(test)]

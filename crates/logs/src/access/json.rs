@@ -212,7 +212,7 @@ static COMPANION_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
 
 /// Parse a JSON record; see the module docs.
 pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
-    let line = record.split('\n').next().unwrap_or(record);
+    let line = memchr::memchr(b'\n', record.as_bytes()).map_or(record, |nl| &record[..nl]);
     let line = line.strip_suffix('\r').unwrap_or(line).trim_end();
     let bytes = line.as_bytes();
     // Cheap substring test first: most JSON lines in a mixed log are not access rows, and

@@ -21,8 +21,8 @@ use std::borrow::Cow;
 
 /// Parse a text record; `None` when the header is not an application log line.
 pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
-    let (header, rest) = match record.split_once('\n') {
-        Some((h, r)) => (h, Some(r)),
+    let (header, rest) = match memchr::memchr(b'\n', record.as_bytes()) {
+        Some(nl) => (&record[..nl], Some(&record[nl + 1..])),
         None => (record, None),
     };
     let header = header.trim_end_matches('\r');
