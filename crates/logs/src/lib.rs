@@ -14,6 +14,7 @@ pub mod app;
 pub mod coverage;
 pub mod dispatch;
 pub mod envoy;
+mod key_search;
 pub mod pipeline;
 pub mod record;
 pub mod timestamp;

@@ -104,9 +104,9 @@ struct SplunkResult<'a> {
 
 // Built once: a memmem searcher costs more to build than to run on one line.
 static LOG_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"log\":"));
+    std::sync::LazyLock::new(|| crate::key_search::json_finder(b"\"log\":"));
 static STREAM_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"stream\":"));
+    std::sync::LazyLock::new(|| crate::key_search::json_finder(b"\"stream\":"));
 
 /// Unwrap one physical line completely: JSON envelopes first, then text wrappers.
 #[must_use]

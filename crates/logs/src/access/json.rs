@@ -201,12 +201,12 @@ impl Row<'_> {
 
 // Built once: a memmem searcher costs more to build than to run on one line.
 static RESPONSE_CODE_KEY: std::sync::LazyLock<memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memmem::Finder::new(b"\"response_code\""));
+    std::sync::LazyLock::new(|| crate::key_search::json_finder(b"\"response_code\""));
 static COMPANION_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
     std::sync::LazyLock::new(|| {
         COMPANION_KEYS
             .iter()
-            .map(|key| memmem::Finder::new(*key))
+            .map(|key| crate::key_search::json_finder(key))
             .collect()
     });
 

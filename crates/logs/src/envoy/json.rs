@@ -26,15 +26,15 @@ use std::fmt;
 use std::sync::LazyLock;
 
 static LEVEL_KEY: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"level\""));
+    LazyLock::new(|| crate::key_search::json_finder(b"\"level\""));
 static MSG_KEY: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"msg\""));
+    LazyLock::new(|| crate::key_search::json_finder(b"\"msg\""));
 static FIELDS_KEY: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"fields\""));
+    LazyLock::new(|| crate::key_search::json_finder(b"\"fields\""));
 static TARGET_KEY: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"target\""));
+    LazyLock::new(|| crate::key_search::json_finder(b"\"target\""));
 static ENVOY_SCOPE: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"scope\":\"envoy "));
+    LazyLock::new(|| crate::key_search::json_finder(b"\"scope\":\"envoy "));
 
 /// Every key any of the three writers uses; all optional so the shape is decided after.
 #[derive(Deserialize)]
