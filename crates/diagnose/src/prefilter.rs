@@ -1,0 +1,317 @@
+//! One cheap "can any of these text tests match?" check per event text, so that an event's
+//! message is scanned once instead of once per rule pattern.
+//!
+//! The filter only ever answers "maybe" or "no": a "no" must be exact (no test could pass),
+//! a "maybe" is followed by the real tests. This module must not decide a match itself.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Shortest literal worth a literal scan (shorter ones would say "maybe" too often).
+const MIN_LITERAL: usize = 3;
+/// Most literals in one literal scan.
+const MAX_LITERALS: usize = 256;
+
+/// A text test of one rule pattern: `contains` and/or `regex`, both required when both set.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Test<'a> {
+    /// The regex source, compiled with the default options.
+    pub regex: Option<&'a str>,
+    /// A literal the text must contain.
+    pub contains: Option<&'a str>,
+    /// `contains` compares ASCII letters case-insensitively.
+    pub ignore_case: bool,
+}
+
+/// A filter over the tests that read one text.
+#[derive(Debug)]
+pub(crate) enum TextFilter {
+    /// Every match of every test contains one of these literals, compared ASCII
+    /// case-insensitively: the literals are lowercased and searched in the lowercased text
+    /// (a plain literal search, the fastest scan there is).
+    Literals(regex::bytes::Regex),
+    /// The alternation of every test (when some test has no required literal).
+    Regex(regex::Regex),
+}
+
+impl TextFilter {
+    /// A filter for these tests, or `None` when there is nothing to gain (fewer than two
+    /// tests) or no filter could be built.
+    pub(crate) fn new(tests: &[Test<'_>]) -> Option<TextFilter> {
+        if tests.len() < 2 {
+            return None;
+        }
+        if let Some(lits) = literals(tests) {
+            let alts: Vec<String> = lits.iter().map(|l| regex::escape(l)).collect();
+            if let Ok(r) = regex::bytes::Regex::new(&alts.join("|")) {
+                return Some(TextFilter::Literals(r));
+            }
+        }
+        // A pattern with both `contains` and `regex` needs both, so its regex alone is a
+        // superset. `(?i)` matches every ASCII case variant `contains_ci` does (and more),
+        // which is fine for a filter that only says "maybe".
+        let alts: Vec<String> = tests
+            .iter()
+            .filter_map(|t| match (t.regex, t.contains) {
+                (Some(r), _) => Some(format!("(?:{r})")),
+                (None, Some(c)) if t.ignore_case => Some(format!("(?i:{})", regex::escape(c))),
+                (None, Some(c)) => Some(format!("(?:{})", regex::escape(c))),
+                (None, None) => None,
+            })
+            .collect();
+        if alts.len() < tests.len() {
+            // A test without text conditions always passes: nothing to filter.
+            return None;
+        }
+        regex::Regex::new(&alts.join("|"))
+            .ok()
+            .map(TextFilter::Regex)
+    }
+
+    /// False only when no test can match `text`. `scratch` is a reusable buffer.
+    pub(crate) fn may_match(&self, text: &str, scratch: &mut Vec<u8>) -> bool {
+        match self {
+            TextFilter::Literals(r) => {
+                scratch.clear();
+                scratch.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                r.is_match(scratch)
+            }
+            TextFilter::Regex(r) => r.is_match(text),
+        }
+    }
+}
+
+/// Lowercased literals such that every match of every test contains one of them (ASCII
+/// case-insensitively), or `None` when some test has no such literals.
+fn literals(tests: &[Test<'_>]) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tests {
+        let lits = if let Some(c) = t.contains {
+            vec![c.as_bytes().to_ascii_lowercase()]
+        } else {
+            let hir = regex_syntax::Parser::new().parse(t.regex?).ok()?;
+            match required(&hir) {
+                Req::Exact(s) => vec![s],
+                Req::Set(v) => v,
+                Req::Unknown => return None,
+            }
+        };
+        for l in lits {
+            if l.len() < MIN_LITERAL {
+                return None;
+            }
+            let l = String::from_utf8(l).ok()?;
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    (out.len() <= MAX_LITERALS).then_some(out)
+}
+
+/// What every match of an expression must contain (bytes ASCII-lowercased).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Req {
+    /// Every match is exactly this (so it can be joined with its neighbours).
+    Exact(Vec<u8>),
+    /// Every match contains one of these.
+    Set(Vec<Vec<u8>>),
+    /// Nothing known.
+    Unknown,
+}
+
+impl Req {
+    /// Length of the shortest literal (0 when nothing is known).
+    fn strength(&self) -> usize {
+        match self {
+            Req::Exact(s) => s.len(),
+            Req::Set(v) => v.iter().map(Vec::len).min().unwrap_or(0),
+            Req::Unknown => 0,
+        }
+    }
+
+    fn into_set(self) -> Req {
+        match self {
+            Req::Exact(s) => Req::Set(vec![s]),
+            r => r,
+        }
+    }
+}
+
+fn required(h: &Hir) -> Req {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Req::Exact(Vec::new()),
+        HirKind::Literal(l) => Req::Exact(l.0.to_ascii_lowercase()),
+        HirKind::Class(c) => class_byte(c).map_or(Req::Unknown, |b| Req::Exact(vec![b])),
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => match required(&r.sub) {
+            // Repeated, so it cannot be joined with its neighbours.
+            Req::Exact(s) if s.is_empty() => Req::Unknown,
+            Req::Exact(s) if r.max == Some(1) => Req::Exact(s),
+            other => other.into_set(),
+        },
+        HirKind::Repetition(_) => Req::Unknown,
+        HirKind::Concat(items) => concat(items),
+        HirKind::Alternation(items) => {
+            let mut set = Vec::new();
+            for item in items {
+                match required(item) {
+                    Req::Exact(s) => set.push(s),
+                    Req::Set(v) => set.extend(v),
+                    Req::Unknown => return Req::Unknown,
+                }
+            }
+            if set.iter().any(Vec::is_empty) {
+                return Req::Unknown;
+            }
+            Req::Set(set)
+        }
+    }
+}
+
+/// The strongest requirement of a concatenation: runs of exact parts are joined.
+fn concat(items: &[Hir]) -> Req {
+    let mut best = Req::Unknown;
+    let mut run: Vec<u8> = Vec::new();
+    let mut all_exact = true;
+    for item in items {
+        match required(item) {
+            Req::Exact(s) => run.extend(s),
+            other => {
+                all_exact = false;
+                let done = Req::Set(vec![std::mem::take(&mut run)]);
+                for cand in [done, other] {
+                    if cand.strength() > best.strength() {
+                        best = cand;
+                    }
+                }
+            }
+        }
+    }
+    if all_exact {
+        return Req::Exact(run);
+    }
+    let last = Req::Set(vec![run]);
+    if last.strength() > best.strength() {
+        best = last;
+    }
+    best
+}
+
+/// The one ASCII letter (lowercased) or byte a class stands for, if it is one ASCII
+/// character up to case. A class with any non-ASCII member (such as the Kelvin sign in
+/// `(?i)k`) is unknown, since the lowercased-ASCII search would miss it.
+fn class_byte(c: &Class) -> Option<u8> {
+    let mut one: Option<u8> = None;
+    let mut note = |b: u32| -> Option<()> {
+        let b = u8::try_from(b)
+            .ok()
+            .filter(u8::is_ascii)?
+            .to_ascii_lowercase();
+        match one {
+            None => one = Some(b),
+            Some(o) if o == b => {}
+            Some(_) => return None,
+        }
+        Some(())
+    };
+    match c {
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
+                if e - s > 1 {
+                    return None;
+                }
+                for b in s..=e {
+                    note(b)?;
+                }
+            }
+        }
+        Class::Bytes(by) => {
+            for r in by.ranges() {
+                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
+                if e - s > 1 {
+                    return None;
+                }
+                for b in s..=e {
+                    note(b)?;
+                }
+            }
+        }
+    }
+    one
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(re: &str) -> Req {
+        required(&regex_syntax::Parser::new().parse(re).unwrap())
+    }
+
+    fn set(v: &[&str]) -> Req {
+        Req::Set(v.iter().map(|s| s.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn literals_of_common_shapes() {
+        assert_eq!(req("abc"), Req::Exact(b"abc".to_vec()));
+        assert_eq!(req("(?i)GoAway"), Req::Exact(b"goaway".to_vec()));
+        assert_eq!(req("a|bcd"), set(&["a", "bcd"]));
+        assert_eq!(req("x.*yz"), set(&["yz"]));
+        assert_eq!(req("^panic: "), Req::Exact(b"panic: ".to_vec()));
+        // `(?i)k` also matches the Kelvin sign: not a plain ASCII letter.
+        assert_eq!(req("(?i)kk"), Req::Unknown);
+        assert_eq!(req("(?i)walk"), set(&["wal"]));
+        assert_eq!(req("a?"), Req::Unknown);
+        assert_eq!(req("stream \\d+ closed"), set(&["stream "]));
+    }
+
+    fn filter(tests: &[Test<'_>]) -> TextFilter {
+        TextFilter::new(tests).unwrap()
+    }
+
+    fn re(r: &str) -> Test<'_> {
+        Test {
+            regex: Some(r),
+            contains: None,
+            ignore_case: false,
+        }
+    }
+
+    #[test]
+    fn filter_never_says_no_to_a_match() {
+        let tests = [
+            re("(?i)goaway|RST_STREAM|reset reason: remote reset"),
+            re("WORKER TIMEOUT|^panic: "),
+            Test {
+                regex: None,
+                contains: Some("Upstream"),
+                ignore_case: true,
+            },
+        ];
+        let f = filter(&tests);
+        assert!(matches!(f, TextFilter::Literals(_)));
+        let mut buf = Vec::new();
+        for text in [
+            "got GOAWAY frame",
+            "x RST_STREAM y",
+            "panic: boom",
+            "the UPSTREAM died",
+            "[CRITICAL] WORKER TIMEOUT (pid:1)",
+        ] {
+            assert!(f.may_match(text, &mut buf), "{text}");
+        }
+        assert!(!f.may_match("all good here", &mut buf));
+    }
+
+    #[test]
+    fn unknown_literals_fall_back_to_one_regex() {
+        let f = filter(&[re("(?i)kk"), re("a+b")]);
+        assert!(matches!(f, TextFilter::Regex(_)));
+        let mut buf = Vec::new();
+        assert!(f.may_match("x\u{212A}k", &mut buf));
+        assert!(f.may_match("aab", &mut buf));
+        assert!(!f.may_match("zzz", &mut buf));
+    }
+}
