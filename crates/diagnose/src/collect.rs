@@ -7,7 +7,7 @@
 //! input order. This module must not score or decide anything.
 
 use crate::journey::{Step, StepKind, classify, truncate};
-use crate::prefilter::{Test, TextFilter};
+use crate::prefilter::{Cands, Test, TextFilter};
 use crate::rules::{Pattern, RuleSet, family_of};
 use crate::signals::SignalResult;
 use crate::version::{VersionHints, VersionRange};
@@ -120,6 +120,8 @@ pub struct InstanceInfo {
 pub struct CompiledPattern {
     /// `<rule-id>/pattern.<id>`.
     pub key: String,
+    /// Index in [`Patterns::list`].
+    id: usize,
     family: Family,
     field: Field,
     contains: Option<String>,
@@ -248,7 +250,7 @@ impl Patterns {
         let mut list = Vec::new();
         for r in &rules.rules {
             for p in &r.patterns {
-                if let Some(c) = compile_one(&r.id, p) {
+                if let Some(c) = compile_one(&r.id, p, list.len()) {
                     list.push(c);
                 }
             }
@@ -280,7 +282,7 @@ impl Patterns {
     }
 }
 
-fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
+fn compile_one(rule: &str, p: &Pattern, id: usize) -> Option<CompiledPattern> {
     let family = family_of(&p.family)?;
     let default_field = if family == Family::EnvoyAccess {
         "response_code_details"
@@ -298,6 +300,7 @@ fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
         .map(|c| memchr::memmem::Finder::new(c).into_owned());
     Some(CompiledPattern {
         key: format!("{rule}/pattern.{}", p.id),
+        id,
         family,
         field: Field::resolve(family, p.field.as_deref().unwrap_or(default_field)),
         contains: p.contains.clone(),
@@ -326,11 +329,12 @@ fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
 
 fn build_prefilters(list: &[CompiledPattern]) -> Vec<Option<TextFilter>> {
     let mut tests: Vec<Vec<Test<'_>>> = vec![Vec::new(); FAMILIES * FIELDS];
-    for p in list {
+    for (id, p) in list.iter().enumerate() {
         if p.contains.is_none() && p.regex.is_none() {
             continue;
         }
         let test = Test {
+            id,
             regex: p.regex.as_ref().map(regex::Regex::as_str),
             contains: p.contains.as_deref(),
             ignore_case: p.ignore_case,
@@ -344,28 +348,25 @@ fn build_prefilters(list: &[CompiledPattern]) -> Vec<Option<TextFilter>> {
     tests.iter().map(|t| TextFilter::new(t)).collect()
 }
 
-/// Per-event memo of the prefilters, one slot per text: 0 not run yet, 1 may match,
-/// 2 cannot match. The texts of one event do not change, so each filter runs at most once.
+/// Per-event memo of the prefilters, one slot per text. The texts of one event do not
+/// change, so each filter runs at most once.
 struct Pre<'p> {
     patterns: &'p Patterns,
     family: Family,
-    state: [u8; FIELDS],
-    scratch: &'p mut Vec<u8>,
+    state: [Option<Cands>; FIELDS],
 }
 
 impl Pre<'_> {
-    fn may_match(&mut self, src: Field, text: &str) -> bool {
+    fn may_match(&mut self, id: usize, src: Field, text: &str) -> bool {
         let Some(slot) = self.state.get_mut(src as usize) else {
             return true;
         };
-        if *slot == 0 {
-            let ok = self
-                .patterns
+        let c = *slot.get_or_insert_with(|| {
+            self.patterns
                 .prefilter(self.family, src)
-                .is_none_or(|f| f.may_match(text, self.scratch));
-            *slot = if ok { 1 } else { 2 };
-        }
-        *slot == 1
+                .map_or(Cands::ALL, |f| f.candidates(text))
+        });
+        c.may(id)
     }
 }
 
@@ -385,7 +386,7 @@ impl CompiledPattern {
         if self.contains.is_none() && self.regex.is_none() {
             return true;
         }
-        if !pre.may_match(src, t) {
+        if !pre.may_match(self.id, src, t) {
             return false;
         }
         if let Some(c) = &self.contains {
@@ -558,8 +559,6 @@ pub struct Collector {
     /// IPs known to have a sidecar: callers of inbound rows with an Istio SNI, and sources of
     /// outbound rows.
     pub meshed_peers: std::collections::BTreeSet<String>,
-    /// Reusable buffer of the pattern prefilters.
-    scratch: Vec<u8>,
     /// Reusable access aggregate key.
     agg_key: AggKey,
 }
@@ -594,7 +593,6 @@ impl Collector {
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
-            scratch: Vec::new(),
             agg_key: (String::new(), "", 0, String::new(), String::new()),
         }
     }
@@ -932,12 +930,10 @@ impl Collector {
         let Some(indexes) = patterns.by_family.get(family as usize) else {
             return;
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
         let mut pre = Pre {
             patterns: &patterns,
             family,
-            state: [0; FIELDS],
-            scratch: &mut scratch,
+            state: [None; FIELDS],
         };
         // The workload is looked up (and maybe built) once per event, and only on a hit.
         let mut workload = None;
@@ -960,7 +956,6 @@ impl Collector {
                 );
             }
         }
-        self.scratch = scratch;
     }
 }
 

@@ -4,16 +4,19 @@
 //! The filter only ever answers "maybe" or "no": a "no" must be exact (no test could pass),
 //! a "maybe" is followed by the real tests. This module must not decide a match itself.
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Shortest literal worth a literal scan (shorter ones would say "maybe" too often).
 const MIN_LITERAL: usize = 3;
 /// Most literals in one literal scan.
-const MAX_LITERALS: usize = 256;
+const MAX_LITERALS: usize = 1024;
 
 /// A text test of one rule pattern: `contains` and/or `regex`, both required when both set.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Test<'a> {
+    /// Index of the pattern (its bit in [`Cands`]).
+    pub id: usize,
     /// The regex source, compiled with the default options.
     pub regex: Option<&'a str>,
     /// A literal the text must contain.
@@ -22,13 +25,47 @@ pub(crate) struct Test<'a> {
     pub ignore_case: bool,
 }
 
+/// Which patterns may match a text: bit `id` for patterns 0..128, `any` for the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cands {
+    bits: u128,
+    any: bool,
+}
+
+impl Cands {
+    /// Every pattern may match.
+    pub(crate) const ALL: Cands = Cands {
+        bits: u128::MAX,
+        any: true,
+    };
+
+    /// False only when pattern `id` cannot match.
+    pub(crate) fn may(self, id: usize) -> bool {
+        match u32::try_from(id).ok().and_then(|i| 1u128.checked_shl(i)) {
+            Some(bit) => self.bits & bit != 0,
+            None => self.any,
+        }
+    }
+
+    fn add(&mut self, id: usize) {
+        self.any = true;
+        if let Some(bit) = u32::try_from(id).ok().and_then(|i| 1u128.checked_shl(i)) {
+            self.bits |= bit;
+        }
+    }
+}
+
 /// A filter over the tests that read one text.
 #[derive(Debug)]
 pub(crate) enum TextFilter {
-    /// Every match of every test contains one of these literals, compared ASCII
-    /// case-insensitively: the literals are lowercased and searched in the lowercased text
-    /// (a plain literal search, the fastest scan there is).
-    Literals(regex::bytes::Regex),
+    /// Every match of a test contains one of its literals, compared ASCII
+    /// case-insensitively; one automaton finds them all in one pass over the text.
+    Literals {
+        /// The literals (lowercased).
+        searcher: AhoCorasick,
+        /// The tests (pattern ids) each literal stands for.
+        owners: Vec<Vec<usize>>,
+    },
     /// The alternation of every test (when some test has no required literal).
     Regex(regex::Regex),
 }
@@ -40,11 +77,14 @@ impl TextFilter {
         if tests.len() < 2 {
             return None;
         }
-        if let Some(lits) = literals(tests) {
-            let alts: Vec<String> = lits.iter().map(|l| regex::escape(l)).collect();
-            if let Ok(r) = regex::bytes::Regex::new(&alts.join("|")) {
-                return Some(TextFilter::Literals(r));
-            }
+        if let Some((lits, owners)) = literals(tests)
+            && let Ok(searcher) = AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&lits)
+        {
+            return Some(TextFilter::Literals { searcher, owners });
         }
         // A pattern with both `contains` and `regex` needs both, so its regex alone is a
         // superset. `(?i)` matches every ASCII case variant `contains_ci` does (and more),
@@ -67,23 +107,33 @@ impl TextFilter {
             .map(TextFilter::Regex)
     }
 
-    /// False only when no test can match `text`. `scratch` is a reusable buffer.
-    pub(crate) fn may_match(&self, text: &str, scratch: &mut Vec<u8>) -> bool {
+    /// The tests that may match `text` (a test left out cannot match).
+    pub(crate) fn candidates(&self, text: &str) -> Cands {
         match self {
-            TextFilter::Literals(r) => {
-                scratch.clear();
-                scratch.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
-                r.is_match(scratch)
+            TextFilter::Literals { searcher, owners } => {
+                let Ok(found) = searcher.try_find_overlapping_iter(text) else {
+                    return Cands::ALL;
+                };
+                let mut c = Cands::default();
+                for m in found {
+                    for &id in owners.get(m.pattern().as_usize()).into_iter().flatten() {
+                        c.add(id);
+                    }
+                }
+                c
             }
-            TextFilter::Regex(r) => r.is_match(text),
+            TextFilter::Regex(r) if r.is_match(text) => Cands::ALL,
+            TextFilter::Regex(_) => Cands::default(),
         }
     }
 }
 
-/// Lowercased literals such that every match of every test contains one of them (ASCII
-/// case-insensitively), or `None` when some test has no such literals.
-fn literals(tests: &[Test<'_>]) -> Option<Vec<String>> {
+/// Lowercased literals such that every match of a test contains one of the test's literals
+/// (ASCII case-insensitively), with the tests each literal stands for; `None` when some test
+/// has no such literals.
+fn literals(tests: &[Test<'_>]) -> Option<(Vec<String>, Vec<Vec<usize>>)> {
     let mut out: Vec<String> = Vec::new();
+    let mut owners: Vec<Vec<usize>> = Vec::new();
     for t in tests {
         let lits = if let Some(c) = t.contains {
             vec![c.as_bytes().to_ascii_lowercase()]
@@ -100,12 +150,16 @@ fn literals(tests: &[Test<'_>]) -> Option<Vec<String>> {
                 return None;
             }
             let l = String::from_utf8(l).ok()?;
-            if !out.contains(&l) {
-                out.push(l);
+            match out.iter().position(|o| *o == l) {
+                Some(i) => owners.get_mut(i)?.push(t.id),
+                None => {
+                    out.push(l);
+                    owners.push(vec![t.id]);
+                }
             }
         }
     }
-    (out.len() <= MAX_LITERALS).then_some(out)
+    (out.len() <= MAX_LITERALS).then_some((out, owners))
 }
 
 /// What every match of an expression must contain (bytes ASCII-lowercased).
@@ -271,8 +325,9 @@ mod tests {
         TextFilter::new(tests).unwrap()
     }
 
-    fn re(r: &str) -> Test<'_> {
+    fn re(id: usize, r: &str) -> Test<'_> {
         Test {
+            id,
             regex: Some(r),
             contains: None,
             ignore_case: false,
@@ -282,36 +337,40 @@ mod tests {
     #[test]
     fn filter_never_says_no_to_a_match() {
         let tests = [
-            re("(?i)goaway|RST_STREAM|reset reason: remote reset"),
-            re("WORKER TIMEOUT|^panic: "),
+            re(0, "(?i)goaway|RST_STREAM|reset reason: remote reset"),
+            re(1, "WORKER TIMEOUT|^panic: "),
             Test {
+                id: 200,
                 regex: None,
                 contains: Some("Upstream"),
                 ignore_case: true,
             },
         ];
         let f = filter(&tests);
-        assert!(matches!(f, TextFilter::Literals(_)));
-        let mut buf = Vec::new();
-        for text in [
-            "got GOAWAY frame",
-            "x RST_STREAM y",
-            "panic: boom",
-            "the UPSTREAM died",
-            "[CRITICAL] WORKER TIMEOUT (pid:1)",
+        assert!(matches!(f, TextFilter::Literals { .. }));
+        for (text, id) in [
+            ("got GOAWAY frame", 0),
+            ("x RST_STREAM y", 0),
+            ("panic: boom", 1),
+            ("the UPSTREAM died", 200),
+            ("[CRITICAL] WORKER TIMEOUT (pid:1)", 1),
         ] {
-            assert!(f.may_match(text, &mut buf), "{text}");
+            let c = f.candidates(text);
+            assert!(c.may(id), "{text}");
         }
-        assert!(!f.may_match("all good here", &mut buf));
+        let c = f.candidates("panic: boom");
+        // Patterns past the 128 bits are a "maybe" as soon as anything matched.
+        assert!(!c.may(0) && c.may(200));
+        let c = f.candidates("all good here");
+        assert!(!c.may(0) && !c.may(1) && !c.may(200));
     }
 
     #[test]
     fn unknown_literals_fall_back_to_one_regex() {
-        let f = filter(&[re("(?i)kk"), re("a+b")]);
+        let f = filter(&[re(0, "(?i)kk"), re(1, "a+b")]);
         assert!(matches!(f, TextFilter::Regex(_)));
-        let mut buf = Vec::new();
-        assert!(f.may_match("x\u{212A}k", &mut buf));
-        assert!(f.may_match("aab", &mut buf));
-        assert!(!f.may_match("zzz", &mut buf));
+        assert!(f.candidates("x\u{212A}k").may(0));
+        assert!(f.candidates("aab").may(1));
+        assert!(!f.candidates("zzz").may(1));
     }
 }
