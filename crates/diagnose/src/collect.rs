@@ -561,6 +561,8 @@ pub struct Collector {
     pub meshed_peers: std::collections::BTreeSet<String>,
     /// Reusable access aggregate key.
     agg_key: AggKey,
+    /// Version hints already recorded (bits of [`Collector::hint`]).
+    hinted: u8,
 }
 
 impl Collector {
@@ -594,6 +596,7 @@ impl Collector {
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
             agg_key: (String::new(), "", 0, String::new(), String::new()),
+            hinted: 0,
         }
     }
 
@@ -654,19 +657,25 @@ impl Collector {
         });
     }
 
+    /// Record a version hint once (`bit` names it): a bit test per line instead of a parse
+    /// and a search.
+    fn hint(&mut self, bit: u8, what: &str, r: &str) {
+        if self.hinted & bit == 0 {
+            self.hinted |= bit;
+            self.versions.add(what, range(r));
+        }
+    }
+
     fn envoy(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, e: &EnvoyLine<'_>) {
         match e.layout {
-            EnvoyLayout::Bracketed => self.versions.add("envoy bracketed layout", range("<=1.5")),
+            EnvoyLayout::Bracketed => self.hint(1, "envoy bracketed layout", "<=1.5"),
             EnvoyLayout::IstioTab
                 if e.source_location.is_some() || e.message.starts_with("[external/") =>
             {
-                self.versions
-                    .add("envoy 1.6 layout (location in message)", range("1.6"));
+                self.hint(2, "envoy 1.6 layout (location in message)", "1.6");
             }
-            EnvoyLayout::IstioTab => self.versions.add("envoy tab layout", range("1.6-1.16")),
-            EnvoyLayout::IstioTabWithCaller => self
-                .versions
-                .add("envoy layout with thread=", range(">=1.17")),
+            EnvoyLayout::IstioTab => self.hint(4, "envoy tab layout", "1.6-1.16"),
+            EnvoyLayout::IstioTabWithCaller => self.hint(8, "envoy layout with thread=", ">=1.17"),
             EnvoyLayout::Json => {}
         }
         let connection_logger = matches!(
@@ -724,15 +733,13 @@ impl Collector {
 
     fn access(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, a: &AccessEntry<'_>) {
         match a.format {
-            Some(AccessFormat::TextIstio13) => self
-                .versions
-                .add("access log with mixer field", range("1.3-1.7")),
-            Some(AccessFormat::TextIstio18) => self
-                .versions
-                .add("access log without details", range("1.8-1.10")),
-            Some(AccessFormat::TextIstio19) => {
-                self.versions.add("access log with details", range(">=1.9"))
+            Some(AccessFormat::TextIstio13) => {
+                self.hint(16, "access log with mixer field", "1.3-1.7");
             }
+            Some(AccessFormat::TextIstio18) => {
+                self.hint(32, "access log without details", "1.8-1.10");
+            }
+            Some(AccessFormat::TextIstio19) => self.hint(64, "access log with details", ">=1.9"),
             _ => {}
         }
         let workload = workload_of(ctx, event);
@@ -1045,7 +1052,12 @@ impl Sink for Collector {
             mine.merge(theirs);
         }
         self.versions.merge(later.versions);
-        for ip in later.meshed_peers {
+        let mut later_peers = later.meshed_peers;
+        if self.meshed_peers.len() + later_peers.len() <= 100_000 {
+            // Same union as the loop below, in one linear merge.
+            self.meshed_peers.append(&mut later_peers);
+        }
+        for ip in later_peers {
             if self.meshed_peers.len() >= 100_000 {
                 break;
             }

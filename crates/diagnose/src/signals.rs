@@ -316,7 +316,12 @@ impl SignalResult {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
-        for w in later.workloads {
+        let mut later_workloads = later.workloads;
+        if self.workloads.len() + later_workloads.len() <= 64 {
+            // Same union as the loop below, in one linear merge.
+            self.workloads.append(&mut later_workloads);
+        }
+        for w in later_workloads {
             if self.workloads.len() >= 64 {
                 break;
             }
