@@ -354,7 +354,18 @@ struct Pre<'p> {
     patterns: &'p Patterns,
     family: Family,
     state: [Option<Cands>; FIELDS],
+    /// The collector's [`FilterMemo`].
+    memo: &'p mut FilterMemo,
 }
+
+/// Prefilter answers for short texts, per family and text: access fields (`via_upstream`,
+/// cluster names) repeat row after row.
+type FilterMemo = Vec<std::collections::HashMap<String, Cands>>;
+
+/// Longest text remembered by the [`FilterMemo`].
+const MEMO_MAX: usize = 128;
+/// Most texts remembered per family and text.
+const MEMO_ENTRIES: usize = 512;
 
 impl Pre<'_> {
     fn may_match(&mut self, id: usize, src: Field, text: &str) -> bool {
@@ -362,9 +373,26 @@ impl Pre<'_> {
             return true;
         };
         let c = *slot.get_or_insert_with(|| {
-            self.patterns
-                .prefilter(self.family, src)
-                .map_or(Cands::ALL, |f| f.candidates(text))
+            let Some(f) = self.patterns.prefilter(self.family, src) else {
+                return Cands::ALL;
+            };
+            let memo = self
+                .memo
+                .get_mut(self.family as usize * FIELDS + src as usize);
+            let Some(memo) = memo else {
+                return f.candidates(text);
+            };
+            if text.len() > MEMO_MAX {
+                return f.candidates(text);
+            }
+            if let Some(c) = memo.get(text) {
+                return *c;
+            }
+            let c = f.candidates(text);
+            if memo.len() < MEMO_ENTRIES {
+                memo.insert(text.to_string(), c);
+            }
+            c
         });
         c.may(id)
     }
@@ -563,6 +591,8 @@ pub struct Collector {
     agg_key: AggKey,
     /// Version hints already recorded (bits of [`Collector::hint`]).
     hinted: u8,
+    /// Recent prefilter answers.
+    filter_memo: FilterMemo,
 }
 
 impl Collector {
@@ -597,6 +627,7 @@ impl Collector {
             meshed_peers: std::collections::BTreeSet::new(),
             agg_key: (String::new(), "", 0, String::new(), String::new()),
             hinted: 0,
+            filter_memo: vec![std::collections::HashMap::new(); FAMILIES * FIELDS],
         }
     }
 
@@ -941,6 +972,7 @@ impl Collector {
             patterns: &patterns,
             family,
             state: [None; FIELDS],
+            memo: &mut self.filter_memo,
         };
         // The workload is looked up (and maybe built) once per event, and only on a hit.
         let mut workload = None;

@@ -4,13 +4,20 @@
 //! The filter only ever answers "maybe" or "no": a "no" must be exact (no test could pass),
 //! a "maybe" is followed by the real tests. This module must not decide a match itself.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, Span};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Shortest literal worth a literal scan (shorter ones would say "maybe" too often).
 const MIN_LITERAL: usize = 3;
 /// Most literals in one literal scan.
 const MAX_LITERALS: usize = 1024;
+/// Most literals per fast (Teddy) gate searcher.
+const GATE_CHUNK: usize = 64;
+
+thread_local! {
+    /// The lowercased text the gate searches (reused: no allocation per event).
+    static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// A text test of one rule pattern: `contains` and/or `regex`, both required when both set.
 #[derive(Clone, Copy, Debug)]
@@ -59,10 +66,16 @@ impl Cands {
 #[derive(Debug)]
 pub(crate) enum TextFilter {
     /// Every match of a test contains one of its literals, compared ASCII
-    /// case-insensitively; one automaton finds them all in one pass over the text.
+    /// case-insensitively: both are searched lowercased.
     Literals {
-        /// The literals (lowercased).
+        /// Fast SIMD searchers that find where the next literal starts (most texts hold
+        /// none); empty when they could not be built.
+        gate: Vec<aho_corasick::packed::Searcher>,
+        /// All literals, to list every literal starting where the gate stopped (or to scan
+        /// the whole text when there is no gate).
         searcher: AhoCorasick,
+        /// Length of the longest literal.
+        longest: usize,
         /// The tests (pattern ids) each literal stands for.
         owners: Vec<Vec<usize>>,
     },
@@ -79,12 +92,26 @@ impl TextFilter {
         }
         if let Some((lits, owners)) = literals(tests)
             && let Ok(searcher) = AhoCorasick::builder()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .kind(Some(AhoCorasickKind::DFA))
                 .build(&lits)
         {
-            return Some(TextFilter::Literals { searcher, owners });
+            let gate: Option<Vec<_>> = lits
+                .chunks(GATE_CHUNK)
+                .map(|chunk| {
+                    aho_corasick::packed::Config::new()
+                        .builder()
+                        .extend(chunk)
+                        .build()
+                })
+                .collect();
+            let longest = lits.iter().map(String::len).max().unwrap_or(0);
+            return Some(TextFilter::Literals {
+                gate: gate.unwrap_or_default(),
+                searcher,
+                longest,
+                owners,
+            });
         }
         // A pattern with both `contains` and `regex` needs both, so its regex alone is a
         // superset. `(?i)` matches every ASCII case variant `contains_ci` does (and more),
@@ -110,18 +137,59 @@ impl TextFilter {
     /// The tests that may match `text` (a test left out cannot match).
     pub(crate) fn candidates(&self, text: &str) -> Cands {
         match self {
-            TextFilter::Literals { searcher, owners } => {
-                let Ok(found) = searcher.try_find_overlapping_iter(text) else {
-                    return Cands::ALL;
-                };
+            TextFilter::Literals {
+                gate,
+                searcher,
+                longest,
+                owners,
+            } => LOWER.with_borrow_mut(|lower| {
+                lower.clear();
+                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                let hay = lower.as_slice();
                 let mut c = Cands::default();
-                for m in found {
-                    for &id in owners.get(m.pattern().as_usize()).into_iter().flatten() {
-                        c.add(id);
+                let mut add = |input: Input<'_>| -> bool {
+                    let Ok(found) = searcher.try_find_overlapping_iter(input) else {
+                        return false;
+                    };
+                    for m in found {
+                        for &id in owners.get(m.pattern().as_usize()).into_iter().flatten() {
+                            c.add(id);
+                        }
+                    }
+                    true
+                };
+                if gate.is_empty() {
+                    if !add(Input::new(hay)) {
+                        return Cands::ALL;
+                    }
+                    return c;
+                }
+                // Each gate search returns the leftmost literal start at or after `at`, so
+                // every position where any literal starts is visited; there the automaton
+                // lists every literal in the next `longest` bytes, so every literal starting
+                // at that position (overlaps included; others found there occur too).
+                for g in gate {
+                    let mut at = 0;
+                    while let Some(m) = g.find_in(
+                        hay,
+                        Span {
+                            start: at,
+                            end: hay.len(),
+                        },
+                    ) {
+                        let end = hay.len().min(m.start().saturating_add(*longest));
+                        let input = Input::new(hay).span(m.start()..end);
+                        if !add(input) {
+                            return Cands::ALL;
+                        }
+                        at = m.start() + 1;
+                        if at >= hay.len() {
+                            break;
+                        }
                     }
                 }
                 c
-            }
+            }),
             TextFilter::Regex(r) if r.is_match(text) => Cands::ALL,
             TextFilter::Regex(_) => Cands::default(),
         }
@@ -363,6 +431,24 @@ mod tests {
         assert!(!c.may(0) && c.may(200));
         let c = f.candidates("all good here");
         assert!(!c.may(0) && !c.may(1) && !c.may(200));
+    }
+
+    #[test]
+    fn literals_starting_at_one_place_are_all_found() {
+        let tests = [
+            re(0, "connection reset"),
+            re(1, "connection reset by peer"),
+            re(2, "reset by"),
+        ];
+        let f = filter(&tests);
+        // Long enough for the SIMD gate, with the literals late in the text.
+        let text = format!("{} Connection RESET by peer", "x".repeat(80));
+        let c = f.candidates(&text);
+        assert!(c.may(0) && c.may(1) && c.may(2));
+        for t in &tests {
+            let r = regex::Regex::new(&format!("(?i){}", t.regex.unwrap())).unwrap();
+            assert!(r.is_match(&text));
+        }
     }
 
     #[test]
