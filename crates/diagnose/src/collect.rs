@@ -593,6 +593,8 @@ pub struct Collector {
     hinted: u8,
     /// Recent prefilter answers.
     filter_memo: FilterMemo,
+    /// Access counters while reading (see [`Collector::finish`]).
+    agg: std::collections::HashMap<AggKey, u64>,
 }
 
 impl Collector {
@@ -628,7 +630,14 @@ impl Collector {
             agg_key: (String::new(), "", 0, String::new(), String::new()),
             hinted: 0,
             filter_memo: vec![std::collections::HashMap::new(); FAMILIES * FIELDS],
+            agg: std::collections::HashMap::new(),
         }
+    }
+
+    /// Move what is still counted in working structures into the public fields; call once
+    /// reading is over, before reading [`Collector::access_agg`].
+    pub fn finish(&mut self) {
+        self.access_agg.extend(self.agg.drain());
     }
 
     /// Index of a rule pattern by its key `<rule-id>/pattern.<id>`.
@@ -804,10 +813,14 @@ impl Collector {
         let _ = write!(key.3, "{}", a.response_flags);
         key.4.clear();
         key.4.push_str(cluster);
-        if let Some(n) = self.access_agg.get_mut(&self.agg_key) {
+        // Counted in a hash map while reading (keys of `agg` and `access_agg` never
+        // overlap; together they are what `access_agg` alone would hold).
+        if let Some(n) = self.agg.get_mut(&self.agg_key) {
             *n += 1;
-        } else if self.access_agg.len() < MAX_AGG_KEYS {
-            self.access_agg.insert(self.agg_key.clone(), 1);
+        } else if let Some(n) = self.access_agg.get_mut(&self.agg_key) {
+            *n += 1;
+        } else if self.agg.len() + self.access_agg.len() < MAX_AGG_KEYS {
+            self.agg.insert(self.agg_key.clone(), 1);
         } else {
             self.access_agg_overflow += 1;
         }
@@ -1031,6 +1044,9 @@ impl Sink for Collector {
     }
 
     fn merge(&mut self, later: Self) {
+        let mut later = later;
+        self.finish();
+        later.finish();
         let room = MAX_STEPS.saturating_sub(self.steps.len());
         self.steps_dropped += later.steps_dropped + later.steps.len().saturating_sub(room) as u64;
         self.steps.extend(later.steps.into_iter().take(room));
