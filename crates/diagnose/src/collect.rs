@@ -595,6 +595,8 @@ pub struct Collector {
     filter_memo: FilterMemo,
     /// Access counters while reading (see [`Collector::finish`]).
     agg: std::collections::HashMap<AggKey, u64>,
+    /// The latest address added to (or found in) `meshed_peers`.
+    last_peer: Option<String>,
 }
 
 impl Collector {
@@ -631,6 +633,7 @@ impl Collector {
             hinted: 0,
             filter_memo: vec![std::collections::HashMap::new(); FAMILIES * FIELDS],
             agg: std::collections::HashMap::new(),
+            last_peer: None,
         }
     }
 
@@ -870,8 +873,14 @@ impl Collector {
             && let Some(remote) = a.downstream_remote_address.as_deref()
         {
             let ip = crate::journey::peer_ip(remote);
-            if !self.meshed_peers.contains(ip) {
-                self.meshed_peers.insert(ip.to_string());
+            // Rows of one sidecar repeat its own address: skip the set lookup then.
+            if self.last_peer.as_deref() != Some(ip) {
+                if !self.meshed_peers.contains(ip) {
+                    self.meshed_peers.insert(ip.to_string());
+                }
+                let last = self.last_peer.get_or_insert_with(String::new);
+                last.clear();
+                last.push_str(ip);
             }
         }
         if a.is_tcp() && cluster == "PassthroughCluster" {
