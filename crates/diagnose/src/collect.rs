@@ -7,6 +7,7 @@
 //! input order. This module must not score or decide anything.
 
 use crate::journey::{Step, StepKind, classify, truncate};
+use crate::prefilter::{Cands, Test, TextFilter};
 use crate::rules::{Pattern, RuleSet, family_of};
 use crate::signals::SignalResult;
 use crate::version::{VersionHints, VersionRange};
@@ -15,7 +16,9 @@ use meshdoctor_model::{
     AccessEntry, AccessFormat, AgentLine, AppRecord, EnvoyLayout, EnvoyLine, ErrorClass, Event,
     Family, Payload, ResponseFlags, Severity,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -117,9 +120,13 @@ pub struct InstanceInfo {
 pub struct CompiledPattern {
     /// `<rule-id>/pattern.<id>`.
     pub key: String,
+    /// Index in [`Patterns::list`].
+    id: usize,
     family: Family,
-    field: String,
+    field: Field,
     contains: Option<String>,
+    /// Searcher for `contains`, built once (case-sensitive patterns only).
+    finder: Option<memchr::memmem::Finder<'static>>,
     ignore_case: bool,
     regex: Option<regex::Regex>,
     logger: Option<String>,
@@ -133,11 +140,106 @@ pub struct CompiledPattern {
     class: Vec<String>,
 }
 
+/// The text a pattern reads, resolved once from its family and `field` name (so no string
+/// comparison per event). Each variant but `Any` is one text of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Message,
+    Logger,
+    Scope,
+    RootCause,
+    StackTrace,
+    /// App records: message, stack trace or root cause.
+    Any,
+    ConnectionTerminationDetails,
+    UpstreamTransportFailureReason,
+    UpstreamCluster,
+    UpstreamHost,
+    RouteName,
+    RequestedServerName,
+    Authority,
+    Path,
+    Method,
+    UserAgent,
+    DownstreamRemoteAddress,
+    DownstreamLocalAddress,
+    ResponseCodeDetails,
+}
+
+/// Number of [`Field`] variants (texts are indexed by `Field as usize`).
+const FIELDS: usize = 19;
+/// Number of [`Family`] variants.
+const FAMILIES: usize = 5;
+
+impl Field {
+    fn resolve(family: Family, name: &str) -> Field {
+        match family {
+            Family::EnvoyDebug if name == "logger" => Field::Logger,
+            Family::EnvoyDebug => Field::Message,
+            Family::ProxyAgent | Family::LinkerdProxy if name == "scope" => Field::Scope,
+            Family::ProxyAgent | Family::LinkerdProxy => Field::Message,
+            Family::AppLog => match name {
+                "root_cause" => Field::RootCause,
+                "stack_trace" => Field::StackTrace,
+                "logger" => Field::Logger,
+                "any" => Field::Any,
+                _ => Field::Message,
+            },
+            Family::EnvoyAccess => match name {
+                "connection_termination_details" => Field::ConnectionTerminationDetails,
+                "upstream_transport_failure_reason" => Field::UpstreamTransportFailureReason,
+                "upstream_cluster" => Field::UpstreamCluster,
+                "upstream_host" => Field::UpstreamHost,
+                "route_name" => Field::RouteName,
+                "requested_server_name" => Field::RequestedServerName,
+                "authority" => Field::Authority,
+                "path" => Field::Path,
+                "method" => Field::Method,
+                "user_agent" => Field::UserAgent,
+                "downstream_remote_address" => Field::DownstreamRemoteAddress,
+                "downstream_local_address" => Field::DownstreamLocalAddress,
+                _ => Field::ResponseCodeDetails,
+            },
+        }
+    }
+
+    /// The texts this field reads.
+    fn sources(self) -> &'static [Field] {
+        match self {
+            Field::Any => &[Field::Message, Field::StackTrace, Field::RootCause],
+            Field::Message => &[Field::Message],
+            Field::Logger => &[Field::Logger],
+            Field::Scope => &[Field::Scope],
+            Field::RootCause => &[Field::RootCause],
+            Field::StackTrace => &[Field::StackTrace],
+            Field::ConnectionTerminationDetails => &[Field::ConnectionTerminationDetails],
+            Field::UpstreamTransportFailureReason => &[Field::UpstreamTransportFailureReason],
+            Field::UpstreamCluster => &[Field::UpstreamCluster],
+            Field::UpstreamHost => &[Field::UpstreamHost],
+            Field::RouteName => &[Field::RouteName],
+            Field::RequestedServerName => &[Field::RequestedServerName],
+            Field::Authority => &[Field::Authority],
+            Field::Path => &[Field::Path],
+            Field::Method => &[Field::Method],
+            Field::UserAgent => &[Field::UserAgent],
+            Field::DownstreamRemoteAddress => &[Field::DownstreamRemoteAddress],
+            Field::DownstreamLocalAddress => &[Field::DownstreamLocalAddress],
+            Field::ResponseCodeDetails => &[Field::ResponseCodeDetails],
+        }
+    }
+}
+
 /// Every pattern of a rule set, compiled once and shared by all sinks.
 #[derive(Debug, Default)]
 pub struct Patterns {
     /// The patterns, in rule order.
     pub list: Vec<CompiledPattern>,
+    /// Indexes into `list` per family (`Family as usize`), in rule order.
+    by_family: [Vec<usize>; FAMILIES],
+    /// Per family and text: one regex matching whatever any of the family's text tests on
+    /// that text could match. When it does not match, no text test on that text can pass,
+    /// so each text is scanned once instead of once per pattern.
+    prefilter: Vec<Option<TextFilter>>,
 }
 
 impl Patterns {
@@ -148,12 +250,29 @@ impl Patterns {
         let mut list = Vec::new();
         for r in &rules.rules {
             for p in &r.patterns {
-                if let Some(c) = compile_one(&r.id, p) {
+                if let Some(c) = compile_one(&r.id, p, list.len()) {
                     list.push(c);
                 }
             }
         }
-        Patterns { list }
+        let mut by_family: [Vec<usize>; FAMILIES] = Default::default();
+        for (i, p) in list.iter().enumerate() {
+            if let Some(v) = by_family.get_mut(p.family as usize) {
+                v.push(i);
+            }
+        }
+        let prefilter = build_prefilters(&list);
+        Patterns {
+            list,
+            by_family,
+            prefilter,
+        }
+    }
+
+    fn prefilter(&self, family: Family, text: Field) -> Option<&TextFilter> {
+        self.prefilter
+            .get(family as usize * FIELDS + text as usize)
+            .and_then(Option::as_ref)
     }
 
     /// Index of a pattern by key.
@@ -163,7 +282,7 @@ impl Patterns {
     }
 }
 
-fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
+fn compile_one(rule: &str, p: &Pattern, id: usize) -> Option<CompiledPattern> {
     let family = family_of(&p.family)?;
     let default_field = if family == Family::EnvoyAccess {
         "response_code_details"
@@ -174,11 +293,18 @@ fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
         Some(r) => Some(regex::Regex::new(r).ok()?),
         None => None,
     };
+    let finder = p
+        .contains
+        .as_deref()
+        .filter(|_| !p.ignore_case)
+        .map(|c| memchr::memmem::Finder::new(c).into_owned());
     Some(CompiledPattern {
         key: format!("{rule}/pattern.{}", p.id),
+        id,
         family,
-        field: p.field.clone().unwrap_or_else(|| default_field.to_string()),
+        field: Field::resolve(family, p.field.as_deref().unwrap_or(default_field)),
         contains: p.contains.clone(),
+        finder,
         ignore_case: p.ignore_case,
         regex,
         logger: p.logger.clone(),
@@ -201,6 +327,77 @@ fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
     })
 }
 
+fn build_prefilters(list: &[CompiledPattern]) -> Vec<Option<TextFilter>> {
+    let mut tests: Vec<Vec<Test<'_>>> = vec![Vec::new(); FAMILIES * FIELDS];
+    for (id, p) in list.iter().enumerate() {
+        if p.contains.is_none() && p.regex.is_none() {
+            continue;
+        }
+        let test = Test {
+            id,
+            regex: p.regex.as_ref().map(regex::Regex::as_str),
+            contains: p.contains.as_deref(),
+            ignore_case: p.ignore_case,
+        };
+        for src in p.field.sources() {
+            if let Some(v) = tests.get_mut(p.family as usize * FIELDS + *src as usize) {
+                v.push(test);
+            }
+        }
+    }
+    tests.iter().map(|t| TextFilter::new(t)).collect()
+}
+
+/// Per-event memo of the prefilters, one slot per text. The texts of one event do not
+/// change, so each filter runs at most once.
+struct Pre<'p> {
+    patterns: &'p Patterns,
+    family: Family,
+    state: [Option<Cands>; FIELDS],
+    /// The collector's [`FilterMemo`].
+    memo: &'p mut FilterMemo,
+}
+
+/// Prefilter answers for short texts, per family and text: access fields (`via_upstream`,
+/// cluster names) repeat row after row.
+type FilterMemo = Vec<std::collections::HashMap<String, Cands>>;
+
+/// Longest text remembered by the [`FilterMemo`].
+const MEMO_MAX: usize = 128;
+/// Most texts remembered per family and text.
+const MEMO_ENTRIES: usize = 512;
+
+impl Pre<'_> {
+    fn may_match(&mut self, id: usize, src: Field, text: &str) -> bool {
+        let Some(slot) = self.state.get_mut(src as usize) else {
+            return true;
+        };
+        let c = *slot.get_or_insert_with(|| {
+            let Some(f) = self.patterns.prefilter(self.family, src) else {
+                return Cands::ALL;
+            };
+            let memo = self
+                .memo
+                .get_mut(self.family as usize * FIELDS + src as usize);
+            let Some(memo) = memo else {
+                return f.candidates(text);
+            };
+            if text.len() > MEMO_MAX {
+                return f.candidates(text);
+            }
+            if let Some(c) = memo.get(text) {
+                return *c;
+            }
+            let c = f.candidates(text);
+            if memo.len() < MEMO_ENTRIES {
+                memo.insert(text.to_string(), c);
+            }
+            c
+        });
+        c.may(id)
+    }
+}
+
 fn contains_ci(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     if n.is_empty() {
@@ -210,15 +407,21 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 impl CompiledPattern {
-    fn text_ok(&self, text: Option<&str>) -> bool {
+    fn text_ok(&self, src: Field, text: Option<&str>, pre: &mut Pre<'_>) -> bool {
         let Some(t) = text else {
             return self.contains.is_none() && self.regex.is_none();
         };
+        if self.contains.is_none() && self.regex.is_none() {
+            return true;
+        }
+        if !pre.may_match(self.id, src, t) {
+            return false;
+        }
         if let Some(c) = &self.contains {
-            let hit = if self.ignore_case {
-                contains_ci(t, c)
-            } else {
-                memchr::memmem::find(t.as_bytes(), c.as_bytes()).is_some()
+            let hit = match &self.finder {
+                Some(f) => f.find(t.as_bytes()).is_some(),
+                None if self.ignore_case => contains_ci(t, c),
+                None => memchr::memmem::find(t.as_bytes(), c.as_bytes()).is_some(),
             };
             if !hit {
                 return false;
@@ -227,22 +430,22 @@ impl CompiledPattern {
         self.regex.as_ref().is_none_or(|r| r.is_match(t))
     }
 
-    fn matches_envoy(&self, e: &EnvoyLine<'_>) -> bool {
+    fn matches_envoy(&self, e: &EnvoyLine<'_>, pre: &mut Pre<'_>) -> bool {
         if self.logger.as_deref().is_some_and(|l| l != e.logger) {
             return false;
         }
         if self.level_min.is_some_and(|l| e.level < l) {
             return false;
         }
-        let text = if self.field == "logger" {
+        let text = if self.field == Field::Logger {
             &e.logger
         } else {
             &e.message
         };
-        self.text_ok(Some(text))
+        self.text_ok(self.field, Some(text), pre)
     }
 
-    fn matches_agent(&self, a: &AgentLine<'_>) -> bool {
+    fn matches_agent(&self, a: &AgentLine<'_>, pre: &mut Pre<'_>) -> bool {
         if self
             .logger
             .as_deref()
@@ -253,15 +456,15 @@ impl CompiledPattern {
         if self.level_min.is_some_and(|l| a.level < l) {
             return false;
         }
-        let text = if self.field == "scope" {
+        let text = if self.field == Field::Scope {
             a.scope.as_deref()
         } else {
             Some(a.message.as_ref())
         };
-        self.text_ok(text)
+        self.text_ok(self.field, text, pre)
     }
 
-    fn matches_access(&self, a: &AccessEntry<'_>) -> bool {
+    fn matches_access(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> bool {
         if !self.code.is_empty() && !self.code.contains(&a.response_code) {
             return false;
         }
@@ -286,25 +489,25 @@ impl CompiledPattern {
         {
             return false;
         }
-        let text = match self.field.as_str() {
-            "connection_termination_details" => a.connection_termination_details.as_deref(),
-            "upstream_transport_failure_reason" => a.upstream_transport_failure_reason.as_deref(),
-            "upstream_cluster" => a.upstream_cluster.as_deref(),
-            "upstream_host" => a.upstream_host.as_deref(),
-            "route_name" => a.route_name.as_deref(),
-            "requested_server_name" => a.requested_server_name.as_deref(),
-            "authority" => a.authority.as_deref(),
-            "path" => a.path.as_deref(),
-            "method" => a.method.as_deref(),
-            "user_agent" => a.user_agent.as_deref(),
-            "downstream_remote_address" => a.downstream_remote_address.as_deref(),
-            "downstream_local_address" => a.downstream_local_address.as_deref(),
+        let text = match self.field {
+            Field::ConnectionTerminationDetails => a.connection_termination_details.as_deref(),
+            Field::UpstreamTransportFailureReason => a.upstream_transport_failure_reason.as_deref(),
+            Field::UpstreamCluster => a.upstream_cluster.as_deref(),
+            Field::UpstreamHost => a.upstream_host.as_deref(),
+            Field::RouteName => a.route_name.as_deref(),
+            Field::RequestedServerName => a.requested_server_name.as_deref(),
+            Field::Authority => a.authority.as_deref(),
+            Field::Path => a.path.as_deref(),
+            Field::Method => a.method.as_deref(),
+            Field::UserAgent => a.user_agent.as_deref(),
+            Field::DownstreamRemoteAddress => a.downstream_remote_address.as_deref(),
+            Field::DownstreamLocalAddress => a.downstream_local_address.as_deref(),
             _ => a.response_code_details.as_deref(),
         };
-        self.text_ok(text)
+        self.text_ok(self.field, text, pre)
     }
 
-    fn matches_app(&self, r: &AppRecord<'_>) -> bool {
+    fn matches_app(&self, r: &AppRecord<'_>, pre: &mut Pre<'_>) -> bool {
         if !self.class.is_empty() {
             match &r.error {
                 Some(e) if self.class.iter().any(|c| c == e.class.as_str()) => {}
@@ -317,17 +520,18 @@ impl CompiledPattern {
         {
             return false;
         }
-        match self.field.as_str() {
-            "root_cause" => self.text_ok(r.error.as_ref().map(|e| e.root_cause.as_ref())),
-            "stack_trace" => self.text_ok(r.stack_trace.as_deref()),
-            "logger" => self.text_ok(r.logger.as_deref()),
-            "any" => {
-                self.text_ok(Some(&r.message))
-                    || (r.stack_trace.is_some() && self.text_ok(r.stack_trace.as_deref()))
-                    || (r.error.is_some()
-                        && self.text_ok(r.error.as_ref().map(|e| e.root_cause.as_ref())))
+        let root_cause = || r.error.as_ref().map(|e| e.root_cause.as_ref());
+        match self.field {
+            Field::RootCause => self.text_ok(Field::RootCause, root_cause(), pre),
+            Field::StackTrace => self.text_ok(Field::StackTrace, r.stack_trace.as_deref(), pre),
+            Field::Logger => self.text_ok(Field::Logger, r.logger.as_deref(), pre),
+            Field::Any => {
+                self.text_ok(Field::Message, Some(&r.message), pre)
+                    || (r.stack_trace.is_some()
+                        && self.text_ok(Field::StackTrace, r.stack_trace.as_deref(), pre))
+                    || (r.error.is_some() && self.text_ok(Field::RootCause, root_cause(), pre))
             }
-            _ => self.text_ok(Some(&r.message)),
+            _ => self.text_ok(Field::Message, Some(&r.message), pre),
         }
     }
 }
@@ -383,6 +587,16 @@ pub struct Collector {
     /// IPs known to have a sidecar: callers of inbound rows with an Istio SNI, and sources of
     /// outbound rows.
     pub meshed_peers: std::collections::BTreeSet<String>,
+    /// Reusable access aggregate key.
+    agg_key: AggKey,
+    /// Version hints already recorded (bits of [`Collector::hint`]).
+    hinted: u8,
+    /// Recent prefilter answers.
+    filter_memo: FilterMemo,
+    /// Access counters while reading (see [`Collector::finish`]).
+    agg: std::collections::HashMap<AggKey, u64>,
+    /// The latest address added to (or found in) `meshed_peers`.
+    last_peer: Option<String>,
 }
 
 impl Collector {
@@ -415,7 +629,18 @@ impl Collector {
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
+            agg_key: (String::new(), "", 0, String::new(), String::new()),
+            hinted: 0,
+            filter_memo: vec![std::collections::HashMap::new(); FAMILIES * FIELDS],
+            agg: std::collections::HashMap::new(),
+            last_peer: None,
         }
+    }
+
+    /// Move what is still counted in working structures into the public fields; call once
+    /// reading is over, before reading [`Collector::access_agg`].
+    pub fn finish(&mut self) {
+        self.access_agg.extend(self.agg.drain());
     }
 
     /// Index of a rule pattern by its key `<rule-id>/pattern.<id>`.
@@ -475,19 +700,25 @@ impl Collector {
         });
     }
 
+    /// Record a version hint once (`bit` names it): a bit test per line instead of a parse
+    /// and a search.
+    fn hint(&mut self, bit: u8, what: &str, r: &str) {
+        if self.hinted & bit == 0 {
+            self.hinted |= bit;
+            self.versions.add(what, range(r));
+        }
+    }
+
     fn envoy(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, e: &EnvoyLine<'_>) {
         match e.layout {
-            EnvoyLayout::Bracketed => self.versions.add("envoy bracketed layout", range("<=1.5")),
+            EnvoyLayout::Bracketed => self.hint(1, "envoy bracketed layout", "<=1.5"),
             EnvoyLayout::IstioTab
                 if e.source_location.is_some() || e.message.starts_with("[external/") =>
             {
-                self.versions
-                    .add("envoy 1.6 layout (location in message)", range("1.6"));
+                self.hint(2, "envoy 1.6 layout (location in message)", "1.6");
             }
-            EnvoyLayout::IstioTab => self.versions.add("envoy tab layout", range("1.6-1.16")),
-            EnvoyLayout::IstioTabWithCaller => self
-                .versions
-                .add("envoy layout with thread=", range(">=1.17")),
+            EnvoyLayout::IstioTab => self.hint(4, "envoy tab layout", "1.6-1.16"),
+            EnvoyLayout::IstioTabWithCaller => self.hint(8, "envoy layout with thread=", ">=1.17"),
             EnvoyLayout::Json => {}
         }
         let connection_logger = matches!(
@@ -545,26 +776,27 @@ impl Collector {
 
     fn access(&mut self, ctx: &InputContext<'_>, event: &Event<'_>, a: &AccessEntry<'_>) {
         match a.format {
-            Some(AccessFormat::TextIstio13) => self
-                .versions
-                .add("access log with mixer field", range("1.3-1.7")),
-            Some(AccessFormat::TextIstio18) => self
-                .versions
-                .add("access log without details", range("1.8-1.10")),
-            Some(AccessFormat::TextIstio19) => {
-                self.versions.add("access log with details", range(">=1.9"))
+            Some(AccessFormat::TextIstio13) => {
+                self.hint(16, "access log with mixer field", "1.3-1.7");
             }
+            Some(AccessFormat::TextIstio18) => {
+                self.hint(32, "access log without details", "1.8-1.10");
+            }
+            Some(AccessFormat::TextIstio19) => self.hint(64, "access log with details", ">=1.9"),
             _ => {}
         }
-        let workload = ctx.workload_of(event).map(|w| w.into_owned());
+        let workload = workload_of(ctx, event);
         let wl = workload.as_deref();
         let at = (ctx.file, event.line);
         let time = event.time.map(|t| t.0);
         self.access_rows += 1;
-        *self
-            .access_rows_by_workload
-            .entry(workload.clone().unwrap_or_default())
-            .or_default() += 1;
+        match self.access_rows_by_workload.get_mut(wl.unwrap_or_default()) {
+            Some(n) => *n += 1,
+            None => {
+                self.access_rows_by_workload
+                    .insert(wl.unwrap_or_default().to_string(), 1);
+            }
+        }
         let cluster = a.upstream_cluster.as_deref().unwrap_or("-");
         let direction =
             if cluster.starts_with("inbound") || cluster.starts_with("InboundPassthrough") {
@@ -574,17 +806,24 @@ impl Collector {
             } else {
                 "outbound"
             };
-        let key: AggKey = (
-            workload.clone().unwrap_or_default(),
-            direction,
-            a.response_code,
-            a.response_flags.to_string(),
-            cluster.to_string(),
-        );
-        if let Some(n) = self.access_agg.get_mut(&key) {
+        // The key is built in a reused buffer: no allocation unless it is new.
+        let key = &mut self.agg_key;
+        key.0.clear();
+        key.0.push_str(wl.unwrap_or_default());
+        key.1 = direction;
+        key.2 = a.response_code;
+        key.3.clear();
+        let _ = write!(key.3, "{}", a.response_flags);
+        key.4.clear();
+        key.4.push_str(cluster);
+        // Counted in a hash map while reading (keys of `agg` and `access_agg` never
+        // overlap; together they are what `access_agg` alone would hold).
+        if let Some(n) = self.agg.get_mut(&self.agg_key) {
             *n += 1;
-        } else if self.access_agg.len() < MAX_AGG_KEYS {
-            self.access_agg.insert(key, 1);
+        } else if let Some(n) = self.access_agg.get_mut(&self.agg_key) {
+            *n += 1;
+        } else if self.agg.len() + self.access_agg.len() < MAX_AGG_KEYS {
+            self.agg.insert(self.agg_key.clone(), 1);
         } else {
             self.access_agg_overflow += 1;
         }
@@ -600,8 +839,13 @@ impl Collector {
         const FAILURE_FLAGS: [&str; 13] = [
             "UF", "UC", "UR", "UH", "UO", "NR", "URX", "DC", "UT", "LR", "DPE", "UPE", "SI",
         ];
-        let failing =
-            a.response_code >= 500 || FAILURE_FLAGS.iter().any(|f| a.response_flags.has(f));
+        static FAILURE_MASK: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+            FAILURE_FLAGS
+                .iter()
+                .filter_map(|f| ResponseFlags::flag(f))
+                .fold(0, |m, f| m | f.0)
+        });
+        let failing = a.response_code >= 500 || a.response_flags.0 & *FAILURE_MASK != 0;
         if failing {
             self.access_failures.hit(wl, time, at);
             if self.access_fail_rows.len() < MAX_ACCESS_FAILURES {
@@ -609,7 +853,7 @@ impl Collector {
                     file: ctx.file,
                     line: event.line,
                     time,
-                    workload: workload.clone(),
+                    workload: wl.map(str::to_string),
                     code: a.response_code,
                     flags: a.response_flags,
                     request_id: a
@@ -629,14 +873,22 @@ impl Collector {
             && let Some(remote) = a.downstream_remote_address.as_deref()
         {
             let ip = crate::journey::peer_ip(remote);
-            if !self.meshed_peers.contains(ip) {
-                self.meshed_peers.insert(ip.to_string());
+            // Rows of one sidecar repeat its own address: skip the set lookup then.
+            if self.last_peer.as_deref() != Some(ip) {
+                if !self.meshed_peers.contains(ip) {
+                    self.meshed_peers.insert(ip.to_string());
+                }
+                let last = self.last_peer.get_or_insert_with(String::new);
+                last.clear();
+                last.push_str(ip);
             }
         }
         if a.is_tcp() && cluster == "PassthroughCluster" {
             self.access_tcp_passthrough.hit(wl, time, at);
         }
-        if a.response_flags.has("NR")
+        static NR: std::sync::LazyLock<Option<ResponseFlags>> =
+            std::sync::LazyLock::new(|| ResponseFlags::flag("NR"));
+        if NR.is_some_and(|nr| a.response_flags.contains(nr))
             && a.response_code_details
                 .as_deref()
                 .is_some_and(|d| d.contains("filter_chain_not_found"))
@@ -735,18 +987,29 @@ impl Collector {
         }
         let family = event.payload.family();
         let patterns = Arc::clone(&self.patterns);
-        for (i, p) in patterns.list.iter().enumerate() {
-            if p.family != family {
+        let Some(indexes) = patterns.by_family.get(family as usize) else {
+            return;
+        };
+        let mut pre = Pre {
+            patterns: &patterns,
+            family,
+            state: [None; FIELDS],
+            memo: &mut self.filter_memo,
+        };
+        // The workload is looked up (and maybe built) once per event, and only on a hit.
+        let mut workload = None;
+        for &i in indexes {
+            let Some(p) = patterns.list.get(i) else {
                 continue;
-            }
+            };
             let hit = match &event.payload {
-                Payload::Envoy(e) => p.matches_envoy(e),
-                Payload::Access(a) => p.matches_access(a),
-                Payload::App(r) => p.matches_app(r),
-                Payload::Agent(a) => p.matches_agent(a),
+                Payload::Envoy(e) => p.matches_envoy(e, &mut pre),
+                Payload::Access(a) => p.matches_access(a, &mut pre),
+                Payload::App(r) => p.matches_app(r, &mut pre),
+                Payload::Agent(a) => p.matches_agent(a, &mut pre),
             };
             if hit && let Some(res) = self.pattern_results.get_mut(i) {
-                let w = ctx.workload_of(event);
+                let w = workload.get_or_insert_with(|| workload_of(ctx, event));
                 res.hit(
                     w.as_deref(),
                     event.time.map(|t| t.0),
@@ -755,6 +1018,23 @@ impl Collector {
             }
         }
     }
+}
+
+/// The workload of an event, as [`InputContext::workload_of`] names it, but borrowed when it
+/// comes from the input's names (the usual case for access logs, where the owned copy would
+/// cost an allocation per row).
+fn workload_of<'a>(ctx: &InputContext<'a>, event: &'a Event<'_>) -> Option<Cow<'a, str>> {
+    let w = if event.origin.workload.is_none() && event.origin.pod.is_none() {
+        ctx.path_names
+            .workload
+            .as_deref()
+            .or(ctx.service_flag)
+            .map(Cow::Borrowed)
+    } else {
+        ctx.workload_of(event)
+    };
+    debug_assert_eq!(w, ctx.workload_of(event));
+    w
 }
 
 fn range(s: &str) -> VersionRange {
@@ -797,6 +1077,9 @@ impl Sink for Collector {
     }
 
     fn merge(&mut self, later: Self) {
+        let mut later = later;
+        self.finish();
+        later.finish();
         let room = MAX_STEPS.saturating_sub(self.steps.len());
         self.steps_dropped += later.steps_dropped + later.steps.len().saturating_sub(room) as u64;
         self.steps.extend(later.steps.into_iter().take(room));
@@ -850,7 +1133,12 @@ impl Sink for Collector {
             mine.merge(theirs);
         }
         self.versions.merge(later.versions);
-        for ip in later.meshed_peers {
+        let mut later_peers = later.meshed_peers;
+        if self.meshed_peers.len() + later_peers.len() <= 100_000 {
+            // Same union as the loop below, in one linear merge.
+            self.meshed_peers.append(&mut later_peers);
+        }
+        for ip in later_peers {
             if self.meshed_peers.len() >= 100_000 {
                 break;
             }

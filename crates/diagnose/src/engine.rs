@@ -52,7 +52,8 @@ pub struct Analysis {
 #[must_use]
 pub fn analyse(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Analysis {
     let patterns = Arc::new(Patterns::compile(rules));
-    let out = meshdoctor_logs::run(inputs, options, || Collector::new(Arc::clone(&patterns)));
+    let mut out = meshdoctor_logs::run(inputs, options, || Collector::new(Arc::clone(&patterns)));
+    out.sink.finish();
     let journeys = assemble(&out.sink.steps);
     Analysis {
         collector: out.sink,

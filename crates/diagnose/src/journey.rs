@@ -223,8 +223,11 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             }
         }
         "filter" => {
-            let lower_start = m.get(..24).unwrap_or(m).to_ascii_lowercase();
-            if lower_start.starts_with("original_dst: new connec") {
+            // Compared in place: no lowercased copy per line.
+            if m.as_bytes()
+                .get(..24)
+                .is_some_and(|b| b.eq_ignore_ascii_case(b"original_dst: new connec"))
+            {
                 Some((StepKind::OriginalDst, None))
             } else if m.starts_with("tls:onServerName()") {
                 Some((

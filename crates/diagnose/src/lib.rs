@@ -20,5 +20,6 @@ pub mod config_signals;
 pub mod engine;
 pub mod journey;
 pub mod lines;
+mod prefilter;
 
 pub use engine::{Diagnosis, Finding, analyse, compare_inputs, diagnose, evaluate};

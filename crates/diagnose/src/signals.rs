@@ -272,6 +272,10 @@ pub struct SignalResult {
     /// A few example locations (file id, line), in input order.
     #[serde(skip)]
     pub examples: Vec<(u32, u64)>,
+    /// The workload of the latest [`SignalResult::hit`], always one of `workloads`: hits come
+    /// in runs from one workload, so this saves a set lookup per hit.
+    #[serde(skip)]
+    pub(crate) last_workload: Option<String>,
 }
 
 /// How many example lines a signal keeps.
@@ -283,9 +287,18 @@ impl SignalResult {
         self.count += 1;
         if let Some(w) = workload
             && self.workloads.len() < 64
-            && !self.workloads.contains(w)
+            && self.last_workload.as_deref() != Some(w)
         {
-            self.workloads.insert(w.to_string());
+            if !self.workloads.contains(w) {
+                self.workloads.insert(w.to_string());
+            }
+            match &mut self.last_workload {
+                Some(last) => {
+                    last.clear();
+                    last.push_str(w);
+                }
+                None => self.last_workload = Some(w.to_string()),
+            }
         }
         if let Some(t) = time {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));
@@ -310,7 +323,12 @@ impl SignalResult {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
-        for w in later.workloads {
+        let mut later_workloads = later.workloads;
+        if self.workloads.len() + later_workloads.len() <= 64 {
+            // Same union as the loop below, in one linear merge.
+            self.workloads.append(&mut later_workloads);
+        }
+        for w in later_workloads {
             if self.workloads.len() >= 64 {
                 break;
             }
