@@ -360,7 +360,7 @@ struct Pre<'p> {
 
 /// Prefilter answers for short texts, per family and text: access fields (`via_upstream`,
 /// cluster names) repeat row after row.
-type FilterMemo = Vec<std::collections::HashMap<String, Cands>>;
+type FilterMemo = Vec<rustc_hash::FxHashMap<String, Cands>>;
 
 /// Longest text remembered by the [`FilterMemo`].
 const MEMO_MAX: usize = 128;
@@ -594,7 +594,7 @@ pub struct Collector {
     /// Recent prefilter answers.
     filter_memo: FilterMemo,
     /// Access counters while reading (see [`Collector::finish`]).
-    agg: std::collections::HashMap<AggKey, u64>,
+    agg: rustc_hash::FxHashMap<AggKey, u64>,
     /// The latest address added to (or found in) `meshed_peers`.
     last_peer: Option<String>,
 }
@@ -631,8 +631,8 @@ impl Collector {
             meshed_peers: std::collections::BTreeSet::new(),
             agg_key: (String::new(), "", 0, String::new(), String::new()),
             hinted: 0,
-            filter_memo: vec![std::collections::HashMap::new(); FAMILIES * FIELDS],
-            agg: std::collections::HashMap::new(),
+            filter_memo: vec![rustc_hash::FxHashMap::default(); FAMILIES * FIELDS],
+            agg: rustc_hash::FxHashMap::default(),
             last_peer: None,
         }
     }
