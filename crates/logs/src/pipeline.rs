@@ -416,7 +416,119 @@ impl BlockBuffer {
     }
 }
 
-/// Process the records that start in `start..end`; returns the newlines in that range.
+/// The bytes of one range as they become available: a window over a memory mapping (it
+/// grows for free), or the worker's buffer filled by positioned reads, block by block.
+enum RangeBytes<'a> {
+    Mapped {
+        bytes: &'a [u8],
+        /// The window is `bytes[from..to]`.
+        from: usize,
+        to: usize,
+    },
+    Read {
+        file: &'a std::fs::File,
+        file_len: u64,
+        buffer: &'a mut BlockBuffer,
+        /// File offset of the buffer's first byte.
+        offset: u64,
+        /// A read returned nothing.
+        exhausted: bool,
+    },
+}
+
+impl RangeBytes<'_> {
+    /// File offset of the window's first byte.
+    fn offset(&self) -> u64 {
+        match self {
+            RangeBytes::Mapped { from, .. } => *from as u64,
+            RangeBytes::Read { offset, .. } => *offset,
+        }
+    }
+
+    fn window(&self) -> &[u8] {
+        match self {
+            RangeBytes::Mapped { bytes, from, to } => &bytes[*from..*to],
+            RangeBytes::Read { buffer, .. } => buffer.bytes(),
+        }
+    }
+
+    /// True when the window reaches the end of the file.
+    fn at_eof(&self) -> bool {
+        match self {
+            RangeBytes::Mapped { bytes, to, .. } => *to == bytes.len(),
+            RangeBytes::Read {
+                file_len,
+                buffer,
+                offset,
+                exhausted,
+                ..
+            } => *exhausted || *offset + buffer.filled as u64 >= *file_len,
+        }
+    }
+
+    /// Extend the window by one block (less at the end of the file).
+    fn grow(&mut self, block: usize) -> std::io::Result<()> {
+        match self {
+            RangeBytes::Mapped { bytes, to, .. } => *to = to.saturating_add(block).min(bytes.len()),
+            RangeBytes::Read {
+                file,
+                buffer,
+                offset,
+                exhausted,
+                ..
+            } => {
+                let at = *offset + buffer.filled as u64;
+                let got = read_at_most(file, at, buffer.room(block))?;
+                buffer.filled += got;
+                *exhausted = got == 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop the window's first `n` bytes.
+    fn consume(&mut self, n: usize) {
+        match self {
+            RangeBytes::Mapped { from, .. } => *from += n,
+            RangeBytes::Read { buffer, offset, .. } => {
+                buffer.consume(n);
+                *offset += n as u64;
+            }
+        }
+    }
+
+    /// Newlines in `start..end` of the file (read again when not mapped; only needed when a
+    /// range ended abnormally).
+    fn newlines_in(&mut self, start: u64, end: u64, block: usize) -> std::io::Result<u64> {
+        match self {
+            RangeBytes::Mapped { bytes, .. } => {
+                let at = |o: u64| usize::try_from(o).unwrap_or(usize::MAX).min(bytes.len());
+                Ok(count_newlines(&bytes[at(start)..at(end).max(at(start))]))
+            }
+            RangeBytes::Read { file, buffer, .. } => {
+                let mut count = 0;
+                let mut pos = start;
+                while pos < end {
+                    buffer.filled = 0;
+                    let room = buffer.room(block);
+                    let want = usize::try_from(end - pos)
+                        .unwrap_or(usize::MAX)
+                        .min(room.len());
+                    let got = read_at_most(file, pos, &mut room[..want])?;
+                    if got == 0 {
+                        break;
+                    }
+                    count += count_newlines(&buffer.data[..got]);
+                    pos += got as u64;
+                }
+                Ok(count)
+            }
+        }
+    }
+}
+
+/// Process the records that start in `start..end`; returns the newlines in that range (the
+/// line offset of the file's next range).
 #[allow(clippy::too_many_arguments)]
 fn process_range<S: Sink>(
     input: &InputFile,
@@ -429,219 +541,110 @@ fn process_range<S: Sink>(
     buffer: &mut BlockBuffer,
 ) -> std::io::Result<u64> {
     let file = std::fs::File::open(&input.path)?;
-    if options.use_mmap
-        && let Some(map) = MappedFile::open(&file)
-    {
-        return Ok(process_mapped_range(
-            &map,
-            input,
-            start,
-            end,
-            options,
-            use_prefilter,
-            sink,
-            cov,
-        ));
-    }
-    let file_len = file.metadata()?.len();
+    let map = options.use_mmap.then(|| MappedFile::open(&file)).flatten();
+    let file_len = map.as_ref().map_or_else(
+        || file.metadata().map(|m| m.len()),
+        |m| Ok(m.bytes().len() as u64),
+    )?;
+    let end = end.min(file_len);
+    let start = start.min(end);
     cov.bytes += end - start;
     let ctx = context(input, options);
-    buffer.filled = 0;
-    // File offset of `buffer.bytes()[0]`. Reading starts one byte early: a line that
-    // straddles `start` belongs to the previous range, and the line starting exactly at
-    // `start` is ours only if the byte before it is '\n'.
-    let mut offset = start.saturating_sub(1);
+    let block = options.block_bytes.max(1);
+    // Reading starts one byte early: a line that straddles `start` belongs to the previous
+    // range, and the line starting exactly at `start` is ours only if the byte before it
+    // is '\n'.
+    let base = start.saturating_sub(1);
+    let mut bytes = match &map {
+        Some(map) => {
+            // Positions in a mapping fit in usize; the whole range is one window.
+            let at = |o: u64| usize::try_from(o).unwrap_or(usize::MAX);
+            map.will_read(at(start), at(end - start).saturating_add(block));
+            RangeBytes::Mapped {
+                bytes: map.bytes(),
+                from: at(base),
+                to: at(end).saturating_add(block).min(map.bytes().len()),
+            }
+        }
+        None => {
+            buffer.filled = 0;
+            let mut read = RangeBytes::Read {
+                file: &file,
+                file_len,
+                buffer,
+                offset: base,
+                exhausted: false,
+            };
+            read.grow(block)?;
+            read
+        }
+    };
     // Lines are numbered from this range's start; the merge adds the lines before it.
     let mut cursor = Cursor {
         line: 1,
         skip_leading_continuations: start > 0,
         use_prefilter,
     };
-    let mut first_line_found = start == 0;
-    // Where the range's records ended in the buffer: (`end`, first record start after it).
-    let mut ended_at = None;
-    loop {
-        let read_at = offset + buffer.filled as u64;
-        let got = read_at_most(&file, read_at, buffer.room(options.block_bytes))?;
-        buffer.filled += got;
-        let at_eof = got == 0 || read_at + got as u64 >= file_len;
-        if !first_line_found {
-            // Skip to the first line that starts in the range.
+    if start > 0 {
+        // Skip to the first line that starts in the range.
+        loop {
+            let offset = bytes.offset();
+            let window = bytes.window();
             let scan_to = usize::try_from(end - offset)
                 .unwrap_or(usize::MAX)
-                .min(buffer.filled);
-            match memchr::memchr(b'\n', &buffer.bytes()[..scan_to]) {
+                .min(window.len());
+            match memchr::memchr(b'\n', &window[..scan_to]) {
                 Some(nl) => {
                     if offset + nl as u64 >= start {
                         // That newline is in the range: the first line here is its second.
                         cursor.line += 1;
                     }
-                    first_line_found = true;
-                    buffer.consume(nl + 1);
-                    offset += nl as u64 + 1;
+                    bytes.consume(nl + 1);
+                    break;
                 }
                 // No line starts in the range: it is inside one line that started earlier
                 // (so it holds no newline either).
-                None if scan_to < buffer.filled || at_eof => return Ok(0),
+                None if scan_to < window.len() || bytes.at_eof() => return Ok(0),
                 None => {
-                    offset += buffer.filled as u64;
-                    buffer.filled = 0;
-                    continue;
+                    let seen = window.len();
+                    bytes.consume(seen);
+                    bytes.grow(block)?;
                 }
             }
         }
-        // Records that start at or after `end` belong to the next range.
-        let limit = usize::try_from(end.saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(buffer.filled);
-        let step = process_buffer(
-            buffer.bytes(),
-            limit,
-            at_eof,
-            &ctx,
-            options,
-            &mut cursor,
-            sink,
-            cov,
-        );
-        if step.complete && !at_eof {
-            ended_at = Some((limit, step.consumed));
-        }
-        if step.complete || at_eof {
-            break;
-        }
-        buffer.consume(step.consumed);
-        offset += step.consumed as u64;
-        if buffer.filled > MAX_LINE_BYTES * 8 {
-            // A pathological record: stop here; the rest belongs to the next range.
-            break;
-        }
     }
-    // The newlines in `start..end`: the next range of this file is numbered from there. The
-    // cursor already counted up to the first record after `end`; take back the few lines
-    // between `end` and that record. No second pass over the range.
-    Ok(match ended_at {
-        Some((limit, next_record)) => {
-            let after_end = count_newlines(&buffer.bytes()[limit.min(next_record)..next_record]);
-            (cursor.line - 1).saturating_sub(after_end)
-        }
-        // Nothing of this file follows the range.
-        None if Some(end) == file_len_planned(input) => 0,
-        // A record ran on to the end of the file or past the size limit: count directly.
-        None => count_newlines_in(&file, start, end, buffer, options.block_bytes)?,
-    })
-}
-
-/// [`process_range`] over a mapped file: the same steps on a window of the mapping that
-/// grows by a block until the range's last record is complete.
-#[allow(clippy::too_many_arguments)]
-fn process_mapped_range<S: Sink>(
-    map: &MappedFile,
-    input: &InputFile,
-    start: u64,
-    end: u64,
-    options: &RunOptions,
-    use_prefilter: bool,
-    sink: &mut S,
-    cov: &mut FileCoverage,
-) -> u64 {
-    let bytes = map.bytes();
-    let len = bytes.len();
-    // Positions in a mapping of a file that fits in memory fit in usize.
-    let at = |offset: u64| usize::try_from(offset).unwrap_or(usize::MAX).min(len);
-    let (start, end) = (at(start), at(end));
-    cov.bytes += (end - start) as u64;
-    let ctx = context(input, options);
-    let block = options.block_bytes.max(1);
-    map.will_read(start, end - start + block);
-    let mut cursor = Cursor {
-        line: 1,
-        skip_leading_continuations: start > 0,
-        use_prefilter,
-    };
-    // As in `process_range`: from one byte early, skip to the first line that starts here.
-    let mut done = start.saturating_sub(1);
-    if start > 0 {
-        match memchr::memchr(b'\n', &bytes[done..end]) {
-            Some(nl) => {
-                if done + nl >= start {
-                    cursor.line += 1;
-                }
-                done += nl + 1;
-            }
-            None => return 0,
-        }
-    }
-    let mut window_end = end.saturating_add(block).min(len);
-    let mut ended_at = None;
+    // Newlines between `end` and the first record after it, once the range's records ended.
+    let mut lines_after_end = None;
     loop {
-        let at_eof = window_end == len;
-        let step = process_buffer(
-            &bytes[done..window_end],
-            end.saturating_sub(done),
-            at_eof,
-            &ctx,
-            options,
-            &mut cursor,
-            sink,
-            cov,
-        );
+        let window = bytes.window();
+        let at_eof = bytes.at_eof();
+        // Records that start at or after `end` belong to the next range.
+        let limit = usize::try_from(end.saturating_sub(bytes.offset()))
+            .unwrap_or(usize::MAX)
+            .min(window.len());
+        let step = process_buffer(window, limit, at_eof, &ctx, options, &mut cursor, sink, cov);
         if step.complete && !at_eof {
-            ended_at = Some((end, done + step.consumed));
+            let next_record = step.consumed.max(limit);
+            lines_after_end = Some(count_newlines(&window[limit..next_record]));
         }
         if step.complete || at_eof {
             break;
         }
-        done += step.consumed;
-        window_end = window_end.saturating_add(block).min(len);
-        if window_end - done > MAX_LINE_BYTES * 8 {
+        bytes.consume(step.consumed);
+        bytes.grow(block)?;
+        if bytes.window().len() > MAX_LINE_BYTES * 8 {
             // A pathological record: stop here; the rest belongs to the next range.
             break;
         }
     }
-    match ended_at {
-        Some((end, next_record)) => {
-            let after_end = count_newlines(&bytes[end.min(next_record)..next_record]);
-            (cursor.line - 1).saturating_sub(after_end)
-        }
+    // The cursor counted lines up to the first record after `end`; the lines between `end`
+    // and that record are taken back. No second pass over the range.
+    match lines_after_end {
+        Some(after) => Ok((cursor.line - 1).saturating_sub(after)),
         // Nothing of this file follows the range.
-        None if end == len => 0,
-        None => count_newlines(&bytes[start..end]),
+        None if end >= file_len => Ok(0),
+        None => bytes.newlines_in(start, end, block),
     }
-}
-
-/// The file length the ranges were planned with.
-fn file_len_planned(input: &InputFile) -> Option<u64> {
-    match input.access {
-        Access::Plain { len } => Some(len),
-        Access::Gzip | Access::Stdin => None,
-    }
-}
-
-/// Newlines in `start..end` of a file, read again (only when a range ended abnormally).
-fn count_newlines_in(
-    file: &std::fs::File,
-    start: u64,
-    end: u64,
-    buffer: &mut BlockBuffer,
-    block: usize,
-) -> std::io::Result<u64> {
-    let mut count = 0;
-    let mut pos = start;
-    while pos < end {
-        buffer.filled = 0;
-        let room = buffer.room(block);
-        let want = usize::try_from(end - pos)
-            .unwrap_or(usize::MAX)
-            .min(room.len());
-        let got = read_at_most(file, pos, &mut room[..want])?;
-        if got == 0 {
-            break;
-        }
-        count += count_newlines(&buffer.data[..got]);
-        pos += got as u64;
-    }
-    Ok(count)
 }
 
 fn process_stream<S: Sink>(
