@@ -662,6 +662,19 @@ fn process_stream<S: Sink>(
         skip_leading_continuations: false,
         use_prefilter,
     };
+    // A stream has no ranges: every record in the bytes so far is this task's.
+    let mut process = |bytes: &[u8], at_eof: bool, cov: &mut FileCoverage| {
+        process_buffer(
+            bytes,
+            bytes.len(),
+            at_eof,
+            &ctx,
+            options,
+            &mut cursor,
+            sink,
+            cov,
+        )
+    };
     buffer.filled = 0;
     loop {
         let room = buffer.room(options.block_bytes);
@@ -672,17 +685,7 @@ fn process_stream<S: Sink>(
                 buffer.filled += got;
                 cov.bytes += got as u64;
                 // Use what was read before the error (a truncated .gz still has lines).
-                let bytes = buffer.bytes();
-                process_buffer(
-                    bytes,
-                    bytes.len(),
-                    true,
-                    &ctx,
-                    options,
-                    &mut cursor,
-                    sink,
-                    cov,
-                );
+                process(buffer.bytes(), true, cov);
                 return Err(e);
             }
         };
@@ -692,34 +695,14 @@ fn process_stream<S: Sink>(
             (progress.0)(got as u64);
         }
         let at_eof = got < room_len;
-        let bytes = buffer.bytes();
-        let step = process_buffer(
-            bytes,
-            bytes.len(),
-            at_eof,
-            &ctx,
-            options,
-            &mut cursor,
-            sink,
-            cov,
-        );
+        let step = process(buffer.bytes(), at_eof, cov);
         if at_eof {
             return Ok(());
         }
         buffer.consume(step.consumed);
         if buffer.filled > MAX_LINE_BYTES * 8 {
             // Nothing ended in 8 MiB: force progress by treating it as complete.
-            let bytes = buffer.bytes();
-            let step = process_buffer(
-                bytes,
-                bytes.len(),
-                true,
-                &ctx,
-                options,
-                &mut cursor,
-                sink,
-                cov,
-            );
+            let step = process(buffer.bytes(), true, cov);
             buffer.consume(step.consumed);
         }
     }
