@@ -211,3 +211,34 @@ fn bad_arguments_are_usage_errors() {
             .stderr(predicates::str::contains(says));
     }
 }
+
+#[test]
+fn a_splunk_list_view_paste_counts_the_same_from_stdin_and_from_a_file() {
+    // Two events pasted from Splunk's list view: each `{ [-]` block up to its `}` is one
+    // record, whose `key: value` lines would each look like a record of their own to a reader
+    // that jumped straight to the literal.
+    let paste = "{ [-]\nlevel: ERROR\nmessage: call failed\nstack_trace: java.net.SocketException: Connection reset\nat java.net.SocketInputStream.read(SocketInputStream.java:186)\ntimestamp: 2020-10-23T00:26:14.871Z\n}\n\
+                 { [-]\nlevel: ERROR\nmessage: call failed again\nstack_trace: java.net.SocketException: Connection reset\ntimestamp: 2020-10-23T00:27:14.871Z\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("splunk-paste.txt");
+    std::fs::write(&path, paste).unwrap();
+    let args = [
+        "--signature",
+        "connection-reset",
+        "--bucket",
+        "1d",
+        "--service",
+        "orders",
+        "--format",
+        "json",
+    ];
+    let from_file = json_of(meshdoctor().arg("timeline").arg(&path).args(args));
+    let from_stdin = json_of(
+        meshdoctor()
+            .args(["timeline", "-"])
+            .args(args)
+            .write_stdin(paste),
+    );
+    assert_eq!(from_file["total"], 2, "{from_file}");
+    assert_eq!(from_stdin["total"], from_file["total"], "{from_stdin}");
+}

@@ -151,7 +151,8 @@ const LIST_VIEW_PROBE_BYTES: u64 = 64 * 1024;
 /// True when an input starts like a Splunk list-view paste (an opener in its first 64 KiB).
 /// Such pastes group lines into records by context, which jumping straight to a literal
 /// would break; they are small, so they are read in full. Decided once per input, from
-/// its start, so every range of a file (and its gzip copy) decides alike.
+/// its start, so every range of a file (and its gzip copy) decides alike. Stdin cannot be
+/// read twice: its stream decides on its first block instead ([`head_opens_list_view`]).
 fn looks_like_list_view(input: &InputFile) -> bool {
     let Ok(stream) = open_stream(input) else {
         return false;
@@ -164,8 +165,14 @@ fn looks_like_list_view(input: &InputFile) -> bool {
     {
         return false;
     }
-    memchr::memmem::find_iter(&head, b"{ [")
-        .any(|at| opens_list_view(&String::from_utf8_lossy(line_at(&head, at))))
+    head_opens_list_view(&head)
+}
+
+/// True when a list-view opener line is in the first 64 KiB of `head`.
+fn head_opens_list_view(head: &[u8]) -> bool {
+    let head = &head[..head.len().min(LIST_VIEW_PROBE_BYTES as usize)];
+    memchr::memmem::find_iter(head, b"{ [")
+        .any(|at| opens_list_view(&String::from_utf8_lossy(line_at(head, at))))
 }
 
 /// The line of `buf` that contains byte `at`.
@@ -256,7 +263,7 @@ pub fn run<S: Sink>(
     let mut prefilter_use: PrefilterUse = vec![false; inputs.len()];
     if options.prefilter.is_some() {
         for &idx in &log_inputs {
-            // stdin cannot be read twice; it is never a paste worth protecting this way.
+            // Stdin cannot be read twice: its stream looks at its first block itself.
             prefilter_use[idx] =
                 inputs[idx].access == Access::Stdin || !looks_like_list_view(&inputs[idx]);
         }
@@ -663,7 +670,8 @@ fn process_stream<S: Sink>(
         use_prefilter,
     };
     // A stream has no ranges: every record in the bytes so far is this task's.
-    let mut process = |bytes: &[u8], at_eof: bool, cov: &mut FileCoverage| {
+    let mut process = |bytes: &[u8], at_eof: bool, use_prefilter: bool, cov: &mut FileCoverage| {
+        cursor.use_prefilter = use_prefilter;
         process_buffer(
             bytes,
             bytes.len(),
@@ -675,6 +683,8 @@ fn process_stream<S: Sink>(
             cov,
         )
     };
+    let mut use_prefilter_now = use_prefilter;
+    let mut first_block = true;
     buffer.filled = 0;
     loop {
         let room = buffer.room(options.block_bytes);
@@ -685,7 +695,7 @@ fn process_stream<S: Sink>(
                 buffer.filled += got;
                 cov.bytes += got as u64;
                 // Use what was read before the error (a truncated .gz still has lines).
-                process(buffer.bytes(), true, cov);
+                process(buffer.bytes(), true, use_prefilter_now, cov);
                 return Err(e);
             }
         };
@@ -695,14 +705,20 @@ fn process_stream<S: Sink>(
             (progress.0)(got as u64);
         }
         let at_eof = got < room_len;
-        let step = process(buffer.bytes(), at_eof, cov);
+        if first_block {
+            first_block = false;
+            if input.access == Access::Stdin && head_opens_list_view(buffer.bytes()) {
+                use_prefilter_now = false;
+            }
+        }
+        let step = process(buffer.bytes(), at_eof, use_prefilter_now, cov);
         if at_eof {
             return Ok(());
         }
         buffer.consume(step.consumed);
         if buffer.filled > MAX_LINE_BYTES * 8 {
             // Nothing ended in 8 MiB: force progress by treating it as complete.
-            let step = process(buffer.bytes(), true, cov);
+            let step = process(buffer.bytes(), true, use_prefilter_now, cov);
             buffer.consume(step.consumed);
         }
     }
