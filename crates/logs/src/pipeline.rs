@@ -620,7 +620,9 @@ fn process_range<S: Sink>(
             }
         }
     }
-    // Newlines between `end` and the first record after it, once the range's records ended.
+    // Newlines between `end` and the first record after it, once the range's records ended:
+    // those already consumed (the last record ran on past `end`) plus those in the window.
+    let mut consumed_after_end = 0;
     let mut lines_after_end = None;
     loop {
         let window = bytes.window();
@@ -632,11 +634,13 @@ fn process_range<S: Sink>(
         let step = process_buffer(window, limit, at_eof, &ctx, options, &mut cursor, sink, cov);
         if step.complete && !at_eof {
             let next_record = step.consumed.max(limit);
-            lines_after_end = Some(count_newlines(&window[limit..next_record]));
+            lines_after_end =
+                Some(consumed_after_end + count_newlines(&window[limit..next_record]));
         }
         if step.complete || at_eof {
             break;
         }
+        consumed_after_end += count_newlines(&window[limit.min(step.consumed)..step.consumed]);
         bytes.consume(step.consumed);
         bytes.grow(block)?;
         if bytes.window().len() > MAX_LINE_BYTES * 8 {
