@@ -904,12 +904,15 @@ fn process_buffer<S: Sink>(
             Some(i) => (line_start + i, line_start + i + 1),
             None if at_eof => (buf.len(), buf.len()),
             None => {
-                // An incomplete last line: whatever it is, it is not finished yet.
+                // An incomplete last line: whatever it is, it is not finished yet. Even past
+                // `limit` the range is not complete: until the line is whole it is not known
+                // whether it starts the next range's first record or continues this range's
+                // last one (then the next range skips it as ours).
                 let consumed = pending.as_ref().map_or(line_start, |p| p.start);
                 cursor.line = pending.as_ref().map_or(line_no, |p| p.line);
                 return Step {
                     consumed,
-                    complete: line_start >= limit && pending.is_none(),
+                    complete: false,
                 };
             }
         };
