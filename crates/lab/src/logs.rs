@@ -439,6 +439,25 @@ impl Envoy {
         );
     }
 
+    /// The two lines of a listener filter (protocol detection) that gave up waiting for the
+    /// first bytes after `ms` milliseconds and let the connection through undetected.
+    pub fn listener_filter_timeout(&self, ms: u128) {
+        self.log(
+            "conn_handler",
+            site::LF_TIMEOUT,
+            None,
+            None,
+            &format!("listener filter times out after {ms} ms"),
+        );
+        self.log(
+            "conn_handler",
+            site::LF_FALLBACK,
+            None,
+            None,
+            "fallback to default listener filter",
+        );
+    }
+
     /// The first two listener-filter lines of an accepted socket (no connection id yet).
     pub fn listener_filters_accepted(&self) {
         self.log(

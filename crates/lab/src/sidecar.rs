@@ -654,20 +654,7 @@ impl ClientSidecar {
         let ms = self.knobs.detection_timeout.map_or(0, |d| d.as_millis());
         match sniff {
             Sniff::Timeout => {
-                e.log(
-                    "conn_handler",
-                    site::LF_TIMEOUT,
-                    None,
-                    None,
-                    &format!("listener filter times out after {ms} ms"),
-                );
-                e.log(
-                    "conn_handler",
-                    site::LF_FALLBACK,
-                    None,
-                    None,
-                    "fallback to default listener filter",
-                );
+                e.listener_filter_timeout(ms);
             }
             Sniff::Http => {
                 e.log(
@@ -931,20 +918,7 @@ impl ServerSidecar {
             Ok(Ok(_)) => first[0] == 0x16,
             Err(_) => {
                 let ms = self.knobs.inbound_detection_timeout.as_millis();
-                e.log(
-                    "conn_handler",
-                    site::LF_TIMEOUT,
-                    None,
-                    None,
-                    &format!("listener filter times out after {ms} ms"),
-                );
-                e.log(
-                    "conn_handler",
-                    site::LF_FALLBACK,
-                    None,
-                    None,
-                    "fallback to default listener filter",
-                );
+                e.listener_filter_timeout(ms);
                 false
             }
         };
