@@ -8,28 +8,12 @@ use std::path::PathBuf;
 fn scenario_inputs(rel: &str) -> (String, Vec<meshdoctor_input::InputFile>) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios");
     let dir = root.join(rel);
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir").filter_map(Result::ok) {
-            let p = e.path();
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name != "expect.json" && !name.ends_with(".md") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    (
-        root.display().to_string(),
-        discover(&files, &DiscoverOptions::default()).0,
-    )
+    let (inputs, _errors) = discover(&[dir], &DiscoverOptions::default());
+    let inputs = inputs
+        .into_iter()
+        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
+        .collect();
+    (root.display().to_string(), inputs)
 }
 
 #[test]

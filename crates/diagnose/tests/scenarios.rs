@@ -4,7 +4,7 @@
 //! Set `MESHDOCTOR_SCENARIO=<substring>` to run only matching cases.
 
 use meshdoctor_diagnose::{RuleSet, diagnose};
-use meshdoctor_input::{DiscoverOptions, discover};
+use meshdoctor_input::{DiscoverOptions, InputFile, discover};
 use meshdoctor_logs::RunOptions;
 use std::path::{Path, PathBuf};
 
@@ -31,27 +31,14 @@ fn case_dirs() -> Vec<PathBuf> {
     out
 }
 
-fn inputs_of(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.filter_map(Result::ok) {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name != "expect.json" && !name.ends_with(".md") {
-                    files.push(p);
-                }
-            }
-        }
-    }
-    files.sort();
-    files
+/// The inputs of a case: everything `discover` finds in its folder but the expectation and
+/// the notes.
+fn inputs_of(dir: &Path) -> Vec<InputFile> {
+    let (inputs, _errors) = discover(&[dir.to_path_buf()], &DiscoverOptions::default());
+    inputs
+        .into_iter()
+        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
+        .collect()
 }
 
 #[test]
@@ -73,7 +60,7 @@ fn scenarios_meet_their_expectations() {
             &std::fs::read_to_string(dir.join("expect.json")).expect("read expect.json"),
         )
         .expect("expect.json is JSON");
-        let (inputs, _errors) = discover(&inputs_of(&dir), &DiscoverOptions::default());
+        let inputs = inputs_of(&dir);
         let d = diagnose(&inputs, &RunOptions::default(), &rules);
         ran += 1;
         let ranking: Vec<String> = d

@@ -20,24 +20,11 @@ fn case(rel: &str) -> PathBuf {
 }
 
 fn inputs(rel: &str) -> Vec<InputFile> {
-    let mut files = Vec::new();
-    let mut stack = vec![case(rel)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .expect("scenario dir")
-            .filter_map(Result::ok)
-        {
-            let p = e.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if p.is_dir() {
-                stack.push(p);
-            } else if name != "expect.json" && !name.ends_with(".md") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    discover(&files, &DiscoverOptions::default()).0
+    let (inputs, _errors) = discover(&[case(rel)], &DiscoverOptions::default());
+    inputs
+        .into_iter()
+        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
+        .collect()
 }
 
 /// Only the two seed-cause rules, so snapshots do not move when rules are added.

@@ -18,45 +18,17 @@ fn root() -> String {
 
 fn inputs(rel: &str) -> Vec<meshdoctor_input::InputFile> {
     let dir = case(rel);
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .expect("scenario dir")
-            .filter_map(Result::ok)
-        {
-            let p = e.path();
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name != "expect.json" && !name.ends_with(".md") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    discover(&files, &DiscoverOptions::default()).0
+    let (inputs, _errors) = discover(&[dir], &DiscoverOptions::default());
+    inputs
+        .into_iter()
+        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
+        .collect()
 }
 
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.add_filter(&regex_escape(&root()), "[SCENARIOS]/");
+    s.add_filter(&regex::escape(&root()), "[SCENARIOS]/");
     s
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]
