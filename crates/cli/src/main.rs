@@ -84,6 +84,15 @@ pub struct InputArgs {
     /// `-` reads stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// How they are read.
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+}
+
+/// How inputs are read, for every subcommand that reads logs (also `verify`, whose paths
+/// come as --before/--after instead).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReadingArgs {
     /// Parse every record as this kind instead of detecting it per record.
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
@@ -138,9 +147,9 @@ impl InputArgs {
             meshdoctor_input::discover(&self.paths, &meshdoctor_input::DiscoverOptions::default());
         let options = meshdoctor_logs::RunOptions {
             progress: progress_bar(&inputs),
-            forced: self.kind.map(KindArg::family),
-            service: self.service.clone(),
-            use_mmap: !self.no_mmap,
+            forced: self.reading.kind.map(KindArg::family),
+            service: self.reading.service.clone(),
+            use_mmap: !self.reading.no_mmap,
             ..meshdoctor_logs::RunOptions::default()
         };
         (

@@ -4,7 +4,7 @@
 //! Only argument handling and output live here; the statistics are in `meshdoctor-timeline`.
 
 use crate::timeline::{coverage_note, skipped_by_reason, warn_unreadable, write_charts};
-use crate::{Format, InputArgs, KindArg};
+use crate::{Format, InputArgs, ReadingArgs};
 use meshdoctor_model::Timestamp;
 use meshdoctor_timeline::verify::{
     Period, VerifySink, compare, hours_between, merge_series, period_counts, split_counts,
@@ -51,15 +51,8 @@ pub struct Args {
     /// Time zone of the chart and of a --change-at without an offset.
     #[arg(long, default_value = "UTC", value_name = "ZONE")]
     tz: String,
-    /// Parse every record as this kind instead of detecting it per record.
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
-    /// Workload name for inputs whose records and paths name none.
-    #[arg(long, value_name = "NAME")]
-    service: Option<String>,
-    /// Read files with plain reads instead of memory maps (see `scan --help`).
-    #[arg(long)]
-    no_mmap: bool,
+    #[command(flatten)]
+    reading: ReadingArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -86,9 +79,7 @@ fn count(
 ) -> Side {
     let inputs = InputArgs {
         paths: paths.to_vec(),
-        kind: args.kind,
-        service: args.service.clone(),
-        no_mmap: args.no_mmap,
+        reading: args.reading.clone(),
     };
     let (files, errors, options) = inputs.open();
     warn_unreadable(&errors);
