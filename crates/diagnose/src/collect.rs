@@ -16,7 +16,6 @@ use meshdoctor_model::{
     AccessEntry, AccessFormat, AgentLine, AppRecord, EnvoyLayout, EnvoyLine, ErrorClass, Event,
     Family, Payload, ResponseFlags, Severity,
 };
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -785,7 +784,7 @@ impl Collector {
             Some(AccessFormat::TextIstio19) => self.hint(64, "access log with details", ">=1.9"),
             _ => {}
         }
-        let workload = workload_of(ctx, event);
+        let workload = ctx.workload_of(event);
         let wl = workload.as_deref();
         let at = (ctx.file, event.line);
         let time = event.time.map(|t| t.0);
@@ -1009,7 +1008,7 @@ impl Collector {
                 Payload::Agent(a) => p.matches_agent(a, &mut pre),
             };
             if hit && let Some(res) = self.pattern_results.get_mut(i) {
-                let w = workload.get_or_insert_with(|| workload_of(ctx, event));
+                let w = workload.get_or_insert_with(|| ctx.workload_of(event));
                 res.hit(
                     w.as_deref(),
                     event.time.map(|t| t.0),
@@ -1018,23 +1017,6 @@ impl Collector {
             }
         }
     }
-}
-
-/// The workload of an event, as [`InputContext::workload_of`] names it, but borrowed when it
-/// comes from the input's names (the usual case for access logs, where the owned copy would
-/// cost an allocation per row).
-fn workload_of<'a>(ctx: &InputContext<'a>, event: &'a Event<'_>) -> Option<Cow<'a, str>> {
-    let w = if event.origin.workload.is_none() && event.origin.pod.is_none() {
-        ctx.path_names
-            .workload
-            .as_deref()
-            .or(ctx.service_flag)
-            .map(Cow::Borrowed)
-    } else {
-        ctx.workload_of(event)
-    };
-    debug_assert_eq!(w, ctx.workload_of(event));
-    w
 }
 
 fn range(s: &str) -> VersionRange {

@@ -57,11 +57,15 @@ pub struct InputContext<'a> {
     pub service_flag: Option<&'a str>,
 }
 
-impl InputContext<'_> {
+impl<'a> InputContext<'a> {
     /// The workload an event belongs to: named in the record, else by its pod, else by the
-    /// path, else by `--service`.
+    /// path, else by `--service`. Borrowed unless it has to be derived from a pod name, so
+    /// asking per event costs no allocation in the usual cases.
     #[must_use]
-    pub fn workload_of<'e>(&self, event: &'e Event<'_>) -> Option<Cow<'e, str>> {
+    pub fn workload_of<'e>(&self, event: &'e Event<'_>) -> Option<Cow<'e, str>>
+    where
+        'a: 'e,
+    {
         if let Some(w) = event.origin.workload.as_deref() {
             return Some(Cow::Borrowed(w));
         }
@@ -72,7 +76,7 @@ impl InputContext<'_> {
             .workload
             .as_deref()
             .or(self.service_flag)
-            .map(|w| Cow::Owned(w.to_string()))
+            .map(Cow::Borrowed)
     }
 }
 
