@@ -439,6 +439,25 @@ impl Envoy {
         );
     }
 
+    /// A failed TLS handshake in the pre-1.17 layout: `handshake error: 1`, then the
+    /// BoringSSL error (`TLS error: <code>:SSL routines:OPENSSL_internal:<reason>`).
+    pub fn legacy_tls_error(&self, id: u64, code: u32, reason: &str) {
+        self.log(
+            "connection",
+            site::SSL_ERR,
+            Some(id),
+            None,
+            "handshake error: 1",
+        );
+        self.log(
+            "connection",
+            site::SSL_TLS_ERROR,
+            Some(id),
+            None,
+            &format!("TLS error: {code}:SSL routines:OPENSSL_internal:{reason}"),
+        );
+    }
+
     /// The two lines of a listener filter (protocol detection) that gave up waiting for the
     /// first bytes after `ms` milliseconds and let the connection through undetected.
     pub fn listener_filter_timeout(&self, ms: u128) {

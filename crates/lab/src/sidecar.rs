@@ -992,20 +992,7 @@ impl ServerSidecar {
                 let (code, reason) =
                     boringssl_reject(&five).unwrap_or((268_435_681, "UNEXPECTED_RECORD"));
                 if legacy {
-                    e.log(
-                        "connection",
-                        site::SSL_ERR,
-                        Some(id),
-                        None,
-                        "handshake error: 1",
-                    );
-                    e.log(
-                        "connection",
-                        site::SSL_TLS_ERROR,
-                        Some(id),
-                        None,
-                        &format!("TLS error: {code}:SSL routines:OPENSSL_internal:{reason}"),
-                    );
+                    e.legacy_tls_error(id, code, reason);
                 } else {
                     e.log(
                         "connection",
@@ -1134,23 +1121,7 @@ impl ServerSidecar {
                     (268_435_593, "DECODE_ERROR")
                 };
                 if legacy {
-                    e.log(
-                        "connection",
-                        site::SSL_ERR,
-                        Some(id),
-                        None,
-                        "handshake error: 1",
-                    );
-                    e.log(
-                        "connection",
-                        site::SSL_TLS_ERROR,
-                        Some(id),
-                        None,
-                        &format!(
-                            "TLS error: {}:SSL routines:OPENSSL_internal:{}",
-                            reason.0, reason.1
-                        ),
-                    );
+                    e.legacy_tls_error(id, reason.0, reason.1);
                 }
                 e.close_socket(id, 0);
                 e.cleanup(id);
