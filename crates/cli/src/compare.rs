@@ -33,12 +33,7 @@ struct CompareJson<'a> {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (inputs, errors, options) = args.inputs.open();
-    for e in &errors {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("meshdoctor: warning: {e}");
-        }
-    }
+    crate::warn_unreadable(&errors);
     if inputs.is_empty() {
         anyhow::bail!("no readable input among the given paths");
     }

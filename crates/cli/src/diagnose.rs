@@ -64,12 +64,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("loading rules from {}", path.display()))?;
     }
     let (inputs, errors, options) = args.inputs.open();
-    for e in &errors {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("meshdoctor: warning: {e}");
-        }
-    }
+    crate::warn_unreadable(&errors);
     if inputs.is_empty() {
         anyhow::bail!("no readable input among the given paths");
     }

@@ -106,6 +106,14 @@ pub struct ReadingArgs {
     pub no_mmap: bool,
 }
 
+/// Paths that could not be read are reported, never silently dropped.
+#[allow(clippy::print_stderr)]
+pub fn warn_unreadable(errors: &[String]) {
+    for e in errors {
+        eprintln!("meshdoctor: warning: {e}");
+    }
+}
+
 /// `--kind` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum KindArg {

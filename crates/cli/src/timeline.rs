@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bucketer = Bucketer::in_zone(spec, &args.tz).map_err(anyhow::Error::msg)?;
     let dims = Dim::parse_list(&args.by).map_err(anyhow::Error::msg)?;
     let (inputs, errors, mut options) = args.inputs.open();
-    warn_unreadable(&errors);
+    crate::warn_unreadable(&errors);
     // Without --rate only matching records matter: skip the rest before parsing them.
     if !args.rate
         && let Some(prefilter) = signature.prefilter()
@@ -171,14 +171,6 @@ pub fn coverage_note(coverage: &[FileCoverage], skipped: &BTreeMap<String, u64>)
     }
     s.push('\n');
     s
-}
-
-/// Paths that could not be read are reported, never silently dropped.
-#[allow(clippy::print_stderr)]
-pub fn warn_unreadable(errors: &[String]) {
-    for e in errors {
-        eprintln!("meshdoctor: warning: {e}");
-    }
 }
 
 /// Write the chart as SVG and/or PNG (through `rsvg-convert`, bounded to a minute).

@@ -3,8 +3,8 @@
 //!
 //! Only argument handling and output live here; the statistics are in `meshdoctor-timeline`.
 
-use crate::timeline::{coverage_note, skipped_by_reason, warn_unreadable, write_charts};
-use crate::{Format, InputArgs, ReadingArgs};
+use crate::timeline::{coverage_note, skipped_by_reason, write_charts};
+use crate::{Format, InputArgs, ReadingArgs, warn_unreadable};
 use meshdoctor_model::Timestamp;
 use meshdoctor_timeline::verify::{
     Period, VerifySink, compare, hours_between, merge_series, period_counts, split_counts,
