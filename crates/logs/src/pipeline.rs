@@ -1,9 +1,10 @@
 //! The driver: read every input once, cut it into records, parse them in parallel, and hand
 //! each event to a [`Sink`] while counting what was understood and what was skipped.
 //!
-//! Regular files are cut into byte ranges that are read with positioned reads into a buffer
-//! each worker reuses; gzip files and stdin are streamed in blocks. Memory stays bounded by
-//! the range size times the number of threads, whatever the input size. Results do not
+//! Regular files are cut into byte ranges, read from a memory mapping (or, with
+//! `use_mmap` off, in blocks by positioned reads into a buffer each worker reuses); gzip files
+//! and stdin are streamed in the same blocks. Memory stays bounded by the block size times the
+//! number of threads plus the sinks waiting to be merged, whatever the input size. Results do not
 //! depend on how the input was cut: ranges start at record boundaries (see
 //! [`crate::record`]), each range numbers its lines from its own start, and the sink of each
 //! range is merged in input order after being shifted by the lines of the ranges before it,
