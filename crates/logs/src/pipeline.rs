@@ -1064,7 +1064,7 @@ fn classify_line(raw: &[u8], offset: usize) -> Line<'_> {
     if memchr::memchr(0, raw).is_some() {
         return Line::Bad(SkipReason::Binary);
     }
-    let text = match std::str::from_utf8(raw) {
+    let text = match utf8(raw) {
         Ok(t) => t,
         Err(_) => {
             let lossy = String::from_utf8_lossy(raw);
@@ -1098,6 +1098,13 @@ fn classify_line(raw: &[u8], offset: usize) -> Line<'_> {
         Unwrapped::Owned(inner, env) => Line::Owned { inner, env },
         Unwrapped::Ignorable => Line::Ignorable,
     }
+}
+
+/// UTF-8 validation with SIMD: every byte of every line goes through it, and on log text
+/// (nearly all ASCII) it is several times faster than the standard library's check. Only
+/// whether the bytes are valid matters here; the lossy path below finds where they are not.
+fn utf8(raw: &[u8]) -> Result<&str, simdutf8::basic::Utf8Error> {
+    simdutf8::basic::from_utf8(raw)
 }
 
 fn own_env(env: Envelope<'_>) -> Envelope<'static> {
@@ -1176,7 +1183,7 @@ fn finish_record<S: Sink>(
             ..
         } => text,
         // Lines validated one by one and joined by '\n'.
-        PendingText::Slice { from, to, .. } => match std::str::from_utf8(&buf[*from..*to]) {
+        PendingText::Slice { from, to, .. } => match utf8(&buf[*from..*to]) {
             Ok(t) => t,
             Err(_) => {
                 owned_storage = String::from_utf8_lossy(&buf[*from..*to]).into_owned();

@@ -6,8 +6,9 @@
 //! lines carry several spellings at once (`timestamp` and `@timestamp`, `message` and
 //! `event`) and aliases would reject such a line as a duplicate. Values are
 //! [`Flex`]: a string borrowed from the line when it has no escapes, a number, or a nested
-//! object read into a small struct, so one key that holds a string for one encoder and an
-//! object for another (`error`, `service`, `log`, `event`) does not fail the line.
+//! object read into a small struct (declared and filled the same way), so one key that
+//! holds a string for one encoder and an object for another (`error`, `service`, `log`,
+//! `event`) does not fail the line.
 //!
 //! Field sets: logstash-logback-encoder and the founding incident's set; ECS (nested and
 //! dotted keys); zap; pino/bunyan (numeric levels); Python json loggers and structlog;
@@ -117,141 +118,262 @@ fn is_blank(s: &str) -> bool {
     }
 }
 
-impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Flex<'a, T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(FlexVisitor(PhantomData))
+/// An object read into a value that already exists: its fields are written where they lie,
+/// never staged and moved out through returns (a derived visitor does both, which for the
+/// `kubernetes` object alone cost a tenth of reading an application log).
+pub(super) trait FillObject<'de>: Default {
+    /// Read the remaining entries of `map` into `self`.
+    fn fill_object<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error>;
+}
+
+/// Objects nobody reads are skipped.
+impl<'de> FillObject<'de> for IgnoredAny {
+    fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
     }
 }
 
-struct FlexVisitor<'a, T>(PhantomData<(&'a (), T)>);
+/// Large, rare objects (error objects) live in a box so the line struct stays small.
+impl<'de, T: FillObject<'de>> FillObject<'de> for Box<T> {
+    fn fill_object<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error> {
+        (**self).fill_object(map)
+    }
+}
 
-impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for FlexVisitor<'a, T> {
-    type Value = Flex<'a, T>;
+impl<'de: 'a, 'a, T: FillObject<'de>> Flex<'a, T> {
+    /// Read the next value of `map` into `self`.
+    fn read_from<A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<(), A::Error> {
+        map.next_value_seed(FlexSeed(self))
+    }
+}
+
+impl<'de: 'a, 'a, T: FillObject<'de>> Deserialize<'de> for Flex<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut value = Flex::Absent;
+        FlexSeed(&mut value).deserialize(deserializer)?;
+        Ok(value)
+    }
+}
+
+/// Reads one JSON value into an existing [`Flex`].
+struct FlexSeed<'s, 'a, T>(&'s mut Flex<'a, T>);
+
+impl<'de: 'a, 'a, T: FillObject<'de>> DeserializeSeed<'de> for FlexSeed<'_, 'a, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a, T: FillObject<'de>> Visitor<'de> for FlexSeed<'_, 'a, T> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Flex::Str(Cow::Borrowed(v)))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        *self.0 = Flex::Str(Cow::Borrowed(v));
+        Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Flex::Str(Cow::Owned(v.to_owned())))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        *self.0 = Flex::Str(Cow::Owned(v.to_owned()));
+        Ok(())
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Flex::Str(Cow::Owned(v)))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        *self.0 = Flex::Str(Cow::Owned(v));
+        Ok(())
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Flex::Num(f64::from(u8::from(v))))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        *self.0 = Flex::Num(f64::from(u8::from(v)));
+        Ok(())
     }
 
     #[allow(clippy::cast_precision_loss)]
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Flex::Num(v as f64))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        *self.0 = Flex::Num(v as f64);
+        Ok(())
     }
 
     #[allow(clippy::cast_precision_loss)]
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Flex::Num(v as f64))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        *self.0 = Flex::Num(v as f64);
+        Ok(())
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Flex::Num(v))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        *self.0 = Flex::Num(v);
+        Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Flex::Absent)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = Flex::Absent;
+        Ok(())
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Flex::Absent)
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = Flex::Absent;
+        Ok(())
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        Flex::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map)).map(Flex::Obj)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        *self.0 = Flex::Obj(T::default());
+        match self.0 {
+            Flex::Obj(object) => object.fill_object(map),
+            _ => Ok(()),
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Flex::Other)
+        *self.0 = Flex::Other;
+        Ok(())
     }
 }
 
-/// `kubernetes` metadata from fluentd/fluent-bit (`namespace_name`, `pod_name`,
-/// `container_name`) and ECS (`namespace`, `pod.name`, `container.name`).
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Kubernetes<'a> {
-    #[serde(default, borrow)]
-    namespace_name: Flex<'a>,
-    #[serde(default, borrow)]
-    namespace: Flex<'a>,
-    #[serde(default, borrow)]
-    pod_name: Flex<'a>,
-    #[serde(default, borrow)]
-    pod: Flex<'a, Named<'a>>,
-    #[serde(default, borrow)]
-    container_name: Flex<'a>,
-    #[serde(default, borrow)]
-    container: Flex<'a, Named<'a>>,
-    #[serde(default, borrow)]
-    labels: Flex<'a, Labels<'a>>,
+/// The key set of one object type, for [`KeySeed`].
+trait KeyTable: Copy {
+    /// The keys, in table order; a key's position is its bit in the seen set.
+    const NAMES: &'static [&'static str];
+    /// The key named `name`, if the table has it.
+    fn of(name: &str) -> Option<Self>;
+    /// The key's position in [`KeyTable::NAMES`].
+    fn index(self) -> usize;
 }
 
-/// An object whose useful part is its `name`.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Named<'a> {
-    #[serde(default, borrow)]
-    name: Flex<'a>,
+/// Declares an object struct from its key table (`field: type = "key"`, one row per key,
+/// every type a [`Flex`]) with its key enum and its in-place reader ([`FillObject`]).
+///
+/// The table replaces `#[derive(Deserialize)]`: the derived visitor stages every field in
+/// an `Option` and then moves the finished struct out through each return, which cost more
+/// than reading the line. Here the caller's struct is written directly and a bit set
+/// stands in for the `Option`s to reject a repeated key exactly as the derive did
+/// (`duplicate field`, a data error). Keys not in the table are skipped.
+macro_rules! json_object {
+    (
+        $(#[$doc:meta])*
+        struct $name:ident, keys $keys:ident {
+            $($field:ident: $ty:ty = $key:literal,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub(super) struct $name<'a> {
+            $($field: $ty,)*
+        }
+
+        /// A known key of the object.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum $keys {
+            $($field,)*
+        }
+
+        impl KeyTable for $keys {
+            const NAMES: &'static [&'static str] = &[$($key),*];
+
+            fn of(name: &str) -> Option<Self> {
+                match name {
+                    $($key => Some($keys::$field),)*
+                    _ => None,
+                }
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        const _: () = assert!(<$keys as KeyTable>::NAMES.len() <= 128, "the seen set is a u128");
+
+        impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
+            fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+                let mut seen = 0u128;
+                while let Some(key) = map.next_key_seed(KeySeed::<$keys>(PhantomData))? {
+                    let Some(key) = key else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let bit = 1u128 << key.index();
+                    if seen & bit != 0 {
+                        let name = <$keys as KeyTable>::NAMES.get(key.index()).copied();
+                        return Err(de::Error::duplicate_field(name.unwrap_or("?")));
+                    }
+                    seen |= bit;
+                    match key {
+                        $($keys::$field => self.$field.read_from(&mut map)?,)*
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Labels<'a> {
-    #[serde(default, borrow)]
-    app: Flex<'a>,
-    #[serde(default, borrow, rename = "app.kubernetes.io/name")]
-    app_kubernetes_io_name: Flex<'a>,
-    #[serde(default, borrow, rename = "k8s-app")]
-    k8s_app: Flex<'a>,
+json_object! {
+    /// `kubernetes` metadata from fluentd/fluent-bit (`namespace_name`, `pod_name`,
+    /// `container_name`) and ECS (`namespace`, `pod.name`, `container.name`).
+    struct Kubernetes, keys KubernetesKey {
+        namespace_name: Flex<'a> = "namespace_name",
+        namespace: Flex<'a> = "namespace",
+        pod_name: Flex<'a> = "pod_name",
+        pod: Flex<'a, Named<'a>> = "pod",
+        container_name: Flex<'a> = "container_name",
+        container: Flex<'a, Named<'a>> = "container",
+        labels: Flex<'a, Labels<'a>> = "labels",
+    }
 }
 
-/// ECS `log` object.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct EcsLog<'a> {
-    #[serde(default, borrow)]
-    level: Flex<'a>,
-    #[serde(default, borrow)]
-    logger: Flex<'a>,
+json_object! {
+    /// An object whose useful part is its `name`.
+    struct Named, keys NamedKey {
+        name: Flex<'a> = "name",
+    }
 }
 
-/// An error object: ECS `error`, pino/bunyan `err`, log4j2 `thrown`.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct ErrorObj<'a> {
-    #[serde(default, borrow)]
-    message: Flex<'a>,
-    #[serde(default, borrow, rename = "type")]
-    kind: Flex<'a>,
-    #[serde(default, borrow)]
-    name: Flex<'a>,
-    #[serde(default, borrow)]
-    stack_trace: Flex<'a>,
-    #[serde(default, borrow)]
-    stack: Flex<'a>,
-    #[serde(default, borrow)]
-    code: Flex<'a>,
+json_object! {
+    /// Pod labels that name the workload.
+    struct Labels, keys LabelsKey {
+        app: Flex<'a> = "app",
+        app_kubernetes_io_name: Flex<'a> = "app.kubernetes.io/name",
+        k8s_app: Flex<'a> = "k8s-app",
+    }
 }
 
-/// ECS `trace`.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Trace<'a> {
-    #[serde(default, borrow)]
-    id: Flex<'a>,
+json_object! {
+    /// ECS `log` object.
+    struct EcsLog, keys EcsLogKey {
+        level: Flex<'a> = "level",
+        logger: Flex<'a> = "logger",
+    }
+}
+
+json_object! {
+    /// An error object: ECS `error`, pino/bunyan `err`, log4j2 `thrown`.
+    struct ErrorObj, keys ErrorObjKey {
+        message: Flex<'a> = "message",
+        kind: Flex<'a> = "type",
+        name: Flex<'a> = "name",
+        stack_trace: Flex<'a> = "stack_trace",
+        stack: Flex<'a> = "stack",
+        code: Flex<'a> = "code",
+    }
+}
+
+json_object! {
+    /// ECS `trace`.
+    struct Trace, keys TraceKey {
+        id: Flex<'a> = "id",
+    }
 }
 
 /// GCP's `timestamp` object and log4j2's `instant`.
@@ -263,63 +385,18 @@ pub(super) struct SecondsNanos {
     nanos: Option<f64>,
 }
 
-/// Declares [`JsonLine`] from its key table (`field: type = "key"`, one row per key) and
-/// the reader that fills it in place, key by key.
-///
-/// The table replaces `#[derive(Deserialize)]`: the derived visitor stages every field in
-/// an `Option` and then moves the finished struct (about a hundred values) out through
-/// each return, which cost more than reading the line. Here the caller's struct is
-/// written directly and a bit set stands in for the `Option`s to reject a repeated key
-/// exactly as the derive did (`duplicate field`, a data error).
-macro_rules! json_line {
-    (
-        $(#[$doc:meta])*
-        $($field:ident: $ty:ty = $key:literal,)*
-    ) => {
-        $(#[$doc])*
-        #[derive(Debug, Default)]
-        pub(super) struct JsonLine<'a> {
-            $($field: $ty,)*
-        }
-
-        /// A known key: its position in the table, which is also its bit in the seen set.
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy)]
-        enum Key {
-            $($field,)*
-        }
-
-        impl Key {
-            /// The keys, in table order.
-            const NAMES: &'static [&'static str] = &[$($key),*];
-
-            fn of(name: &str) -> Option<Key> {
-                match name {
-                    $($key => Some(Key::$field),)*
-                    _ => None,
-                }
-            }
-        }
-
-        impl<'a> JsonLine<'a> {
-            /// Read the value of `key` into its field.
-            fn read_value<'de: 'a, A: MapAccess<'de>>(
-                &mut self,
-                key: Key,
-                map: &mut A,
-            ) -> Result<(), A::Error> {
-                match key {
-                    $(Key::$field => self.$field = map.next_value()?,)*
-                }
-                Ok(())
-            }
-        }
-    };
+/// Rare (GCP, log4j2) and small, with aliases: the derived reader is kept.
+impl<'de> FillObject<'de> for SecondsNanos {
+    fn fill_object<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error> {
+        *self = SecondsNanos::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(())
+    }
 }
 
-json_line! {
+json_object! {
     /// Every key the supported encoders write. Dotted names (`log.level`) are the flattened
     /// forms ECS loggers and collectors write.
+    struct JsonLine, keys Key {
     // Time.
     at_timestamp: Flex<'a> = "@timestamp",
     timestamp: Flex<'a, SecondsNanos> = "timestamp",
@@ -429,9 +506,8 @@ json_line! {
     k8s_labels_app: Flex<'a> = "kubernetes.labels.app",
     container_dot_name: Flex<'a> = "container.name",
     container: Flex<'a, Named<'a>> = "container",
+    }
 }
-
-const _: () = assert!(Key::NAMES.len() <= 128, "the seen set is a u128");
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonLine<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -448,7 +524,7 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for Fill<'_, 'a> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_struct("JsonLine", Key::NAMES, self)
+        deserializer.deserialize_struct("JsonLine", <Key as KeyTable>::NAMES, self)
     }
 }
 
@@ -459,45 +535,32 @@ impl<'de: 'a, 'a> Visitor<'de> for Fill<'_, 'a> {
         f.write_str("struct JsonLine")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = 0u128;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let Some(key) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            let bit = 1u128 << (key as u32);
-            if seen & bit != 0 {
-                return Err(de::Error::duplicate_field(Key::NAMES[key as usize]));
-            }
-            seen |= bit;
-            self.0.read_value(key, &mut map)?;
-        }
-        Ok(())
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.fill_object(map)
     }
 }
 
-/// Reads an object key straight into a [`Key`] (`None` for keys no encoder here writes),
-/// without building a string.
-struct KeySeed;
+/// Reads an object key straight into a key of table `K` (`None` for keys no encoder here
+/// writes), without building a string.
+struct KeySeed<K>(PhantomData<K>);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Option<Key>;
+impl<'de, K: KeyTable> DeserializeSeed<'de> for KeySeed<K> {
+    type Value = Option<K>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_identifier(self)
     }
 }
 
-impl Visitor<'_> for KeySeed {
-    type Value = Option<Key>;
+impl<K: KeyTable> Visitor<'_> for KeySeed<K> {
+    type Value = Option<K>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("field identifier")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Key::of(v))
+        Ok(K::of(v))
     }
 }
 
