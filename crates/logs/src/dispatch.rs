@@ -40,26 +40,14 @@ fn route<'a>(
         return app::parse_text(record).unwrap_or(Err(SkipReason::UnknownFormat));
     }
     if first == b'{' {
-        if sidecar_ok && let Some(r) = envoy::parse_json(record) {
-            return r;
-        }
-        if allow(Family::EnvoyAccess)
-            && let Some(r) = access::parse_json(record)
+        if sidecar_ok
+            && allow(Family::EnvoyAccess)
+            && allow(Family::AppLog)
+            && let Some(r) = application_json_first(record)
         {
             return r;
         }
-        if allow(Family::AppLog)
-            && let Some(r) = app::parse_json(record)
-        {
-            return r;
-        }
-        return Err(
-            if serde_json::from_str::<serde::de::IgnoredAny>(first_line(record)).is_ok() {
-                SkipReason::UnusableJson
-            } else {
-                SkipReason::InvalidJson
-            },
-        );
+        return json_in_order(record, allow, sidecar_ok);
     }
     if first == b'['
         && allow(Family::EnvoyAccess)
@@ -88,6 +76,57 @@ fn route<'a>(
     Err(SkipReason::UnknownFormat)
 }
 
+/// A JSON record: the sidecar parser, then the access parser, then the application parser;
+/// the first that claims it answers.
+fn json_in_order<'a>(
+    record: &'a str,
+    allow: &dyn Fn(Family) -> bool,
+    sidecar_ok: bool,
+) -> Result<Parsed<'a>, SkipReason> {
+    if sidecar_ok && let Some(r) = envoy::parse_json(record) {
+        return r;
+    }
+    if allow(Family::EnvoyAccess)
+        && let Some(r) = access::parse_json(record)
+    {
+        return r;
+    }
+    if allow(Family::AppLog)
+        && let Some(r) = app::parse_json(record)
+    {
+        return r;
+    }
+    Err(
+        if serde_json::from_str::<serde::de::IgnoredAny>(first_line(record)).is_ok() {
+            SkipReason::UnusableJson
+        } else {
+            SkipReason::InvalidJson
+        },
+    )
+}
+
+/// [`json_in_order`] read as a shortcut for the common case, a one-line application JSON
+/// object, with the same answer: such a line is neither an
+/// access row (no `"response_code"`) nor a sidecar line (no `envoy ` scope, and no
+/// top-level `msg`/`target`/`scope` key, which the application parse notes as it reads
+/// the keys). Deciding that from the one parse saves the sidecar parser's four substring
+/// searches over every application line. `None` means "take the long way".
+fn application_json_first(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
+    if memchr::memchr(b'\n', record.as_bytes()).is_some()
+        || envoy::names_envoy_scope(record)
+        || access::may_be_json_row(record)
+    {
+        return None;
+    }
+    let (result, sidecar_keys) = app::parse_json_noting_sidecar_keys(record)?;
+    // A line the application parser rejects may still be a sidecar's.
+    let parsed = result.ok()?;
+    if sidecar_keys && let Some(r) = envoy::parse_json(record) {
+        return Some(r);
+    }
+    Some(Ok(parsed))
+}
+
 fn first_line(record: &str) -> &str {
     memchr::memchr(b'\n', record.as_bytes()).map_or(record, |nl| &record[..nl])
 }
@@ -95,6 +134,7 @@ fn first_line(record: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const ENVOY: &str = "2020-10-23T00:26:14.869808Z\tdebug\tenvoy connection\t[external/envoy/source/common/network/connection_impl.cc:200] [C3656911] closing socket: 0";
     const AGENT: &str = "2024-05-01T10:00:01.000000Z\tinfo\tEnvoy proxy is ready";
@@ -123,5 +163,90 @@ mod tests {
                 .family(),
             Family::LinkerdProxy
         );
+    }
+
+    /// Keys every family writes, so generated objects hit each parser's claim rules.
+    const KEYS: &[&str] = &[
+        "msg",
+        "message",
+        "level",
+        "time",
+        "@timestamp",
+        "ts",
+        "scope",
+        "target",
+        "fields",
+        "timestamp",
+        "caller",
+        "response_code",
+        "response_flags",
+        "duration",
+        "upstream_cluster",
+        "start_time",
+        "kubernetes",
+        "error",
+        "stack_trace",
+        "logger_name",
+    ];
+
+    /// Values of every JSON type, including ones that break a parser's expectations.
+    const VALUES: &[&str] = &[
+        r#""envoy connection""#,
+        r#""envoy ""#,
+        r#""linkerd_app_core::serve""#,
+        r#""info""#,
+        r#""WARN""#,
+        r#""2024-05-01T10:00:01.000000Z""#,
+        r#""2024-05-01T10:00:01.123+02:00""#,
+        r#""[    12.3s]""#,
+        r#""Connection reset""#,
+        r#""msg""#,
+        "503",
+        "null",
+        "true",
+        "1.5",
+        r#"{"message":"m","error":"e"}"#,
+        r#"{"namespace_name":"n","pod_name":"p"}"#,
+        "[1,2]",
+        r#""UF,URX""#,
+        r#""outbound|8080||a.b.svc.cluster.local""#,
+        r#""\"quoted\" \n""#,
+    ];
+
+    /// Starting objects, one per kind of JSON line the dispatcher tells apart.
+    const BASES: &[&str] = &[
+        r#""level":"info","time":"2024-05-01T10:00:01.000000Z","msg":"Envoy proxy is ready""#,
+        r#""level":"warn","time":"2024-05-01T10:00:01.123Z","scope":"ads","msg":"push""#,
+        r#""timestamp":"[    12.3s]","level":"INFO","target":"linkerd_app_core::serve","fields":{"message":"Connection closed","error":"TLS detection timeout"}"#,
+        r#""level":"debug","time":"2024-05-01T10:00:01.000000Z","scope": "envoy connection","msg":"[C1] closing socket: 0""#,
+        r#""response_code":503,"response_flags":"UF","duration":3"#,
+        r#""@timestamp":"2024-05-01T10:00:01.123+02:00","level":"INFO","message":"Order 1 accepted","logger_name":"x""#,
+        "",
+    ];
+
+    proptest! {
+        /// The application-first shortcut answers exactly what the parsers in order answer.
+        #[test]
+        fn application_first_agrees_with_the_parsers_in_order(
+            base in 0..BASES.len(),
+            pairs in proptest::collection::vec((0..KEYS.len(), 0..VALUES.len()), 0..4),
+            spaced in any::<bool>(),
+            tail in prop_oneof![Just(""), Just(" "), Just("x"), Just("}")],
+        ) {
+            let sep = if spaced { ": " } else { ":" };
+            let extra = pairs
+                .iter()
+                .map(|&(k, v)| format!("\"{}\"{sep}{}", KEYS[k], VALUES[v]));
+            let body = std::iter::once(BASES[base].to_string())
+                .filter(|b| !b.is_empty())
+                .chain(extra)
+                .collect::<Vec<_>>()
+                .join(",");
+            let record = format!("{{{body}}}{tail}");
+            if let Some(fast) = application_json_first(&record) {
+                let in_order = json_in_order(&record, &|_| true, true);
+                prop_assert_eq!(fast, in_order, "{}", record);
+            }
+        }
     }
 }

@@ -210,6 +210,10 @@ static COMPANION_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
             .collect()
     });
 
+pub(super) fn has_response_code(line: &str) -> bool {
+    RESPONSE_CODE_KEY.find(line.as_bytes()).is_some()
+}
+
 /// Parse a JSON record; see the module docs.
 pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     let line = memchr::memchr(b'\n', record.as_bytes()).map_or(record, |nl| &record[..nl]);

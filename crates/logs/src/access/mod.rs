@@ -49,6 +49,13 @@ pub fn parse_json(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     json::parse(record)
 }
 
+/// Whether [`parse_json`] could claim this line: it contains the `"response_code"` key.
+/// Without it the answer is `None` whatever else the line holds.
+#[must_use]
+pub fn may_be_json_row(line: &str) -> bool {
+    json::has_response_code(line)
+}
+
 /// Read only the fixed head of a text row: `%START_TIME%`, `%RESPONSE_CODE%` and
 /// `%RESPONSE_FLAGS%`, without looking at the rest of the line.
 ///

@@ -506,6 +506,11 @@ json_object! {
     k8s_labels_app: Flex<'a> = "kubernetes.labels.app",
     container_dot_name: Flex<'a> = "container.name",
     container: Flex<'a, Named<'a>> = "container",
+
+    // Never part of a record: keys sidecar JSON writes, noted for the dispatcher
+    // (see [`parse_noting_sidecar_keys`]).
+    target: Flex<'a> = "target",
+    scope: Flex<'a> = "scope",
     }
 }
 
@@ -567,6 +572,19 @@ impl<K: KeyTable> Visitor<'_> for KeySeed<K> {
 /// Parse one JSON record. Text after the object (a plain stack trace a logger printed on
 /// the following lines) becomes the stack trace when the object carries none.
 pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
+    parse_noting_sidecar_keys(record).0
+}
+
+/// [`parse`], also telling whether the object has a top-level `msg`, `target` or `scope`
+/// key (not null): every pilot-agent and linkerd-proxy JSON line has one, so without them
+/// the sidecar parser need not be asked (see `envoy::names_envoy_scope`).
+pub(super) fn parse_noting_sidecar_keys(record: &str) -> (Result<Parsed<'_>, SkipReason>, bool) {
+    let mut sidecar_keys = false;
+    let result = parse_line(record, &mut sidecar_keys);
+    (result, sidecar_keys)
+}
+
+fn parse_line<'a>(record: &'a str, sidecar_keys: &mut bool) -> Result<Parsed<'a>, SkipReason> {
     let trimmed = record.trim_start();
     if !trimmed.starts_with('{') {
         return Err(
@@ -602,6 +620,7 @@ pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
         }
         next_lines.trim_end()
     };
+    *sidecar_keys = line.msg.is_present() || line.target.is_present() || line.scope.is_present();
     let mut fields = resolve(&mut line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));

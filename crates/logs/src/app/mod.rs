@@ -44,6 +44,19 @@ pub fn parse_json(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     Some(json::parse(record))
 }
 
+/// [`parse_json`] for the dispatcher's application-first path: also says whether the
+/// object has a top-level `msg`, `target` or `scope` key, the keys without which no sidecar
+/// JSON line is claimed. `None` for a Splunk list-view paste.
+#[must_use]
+pub fn parse_json_noting_sidecar_keys(
+    record: &str,
+) -> Option<(Result<Parsed<'_>, SkipReason>, bool)> {
+    if splunk::is_list_view(record) {
+        return None;
+    }
+    Some(json::parse_noting_sidecar_keys(record))
+}
+
 /// What every layout extracts before the record is built.
 #[derive(Debug, Default)]
 struct Fields<'a> {

@@ -75,6 +75,10 @@ struct TracingFields<'a> {
     error: LenientText<'a>,
 }
 
+pub(super) fn names_envoy_scope(line: &str) -> bool {
+    ENVOY_SCOPE.find(line.as_bytes()).is_some()
+}
+
 pub(super) fn parse(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     // Sidecar JSON is one physical line; anything after it is not part of the object.
     let line = first_line(record);

@@ -44,6 +44,16 @@ pub fn parse_json(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     json::parse(record)
 }
 
+/// Whether a one-line JSON object may be an Envoy line whatever its keys: it names an
+/// `envoy ` scope. Without that, [`parse_json`] claims only objects with a top-level `msg`,
+/// `target` or `scope` key (pilot-agent, linkerd-proxy, Envoy with spaced JSON), which lets
+/// the dispatcher read application JSON first and ask this parser only when those keys are
+/// there.
+#[must_use]
+pub fn names_envoy_scope(line: &str) -> bool {
+    json::names_envoy_scope(line)
+}
+
 /// The parts of an Envoy line that every layout provides, before the message prefixes are
 /// taken off.
 struct EnvoyParts<'a> {
