@@ -192,6 +192,12 @@ fn rank(class: ErrorClass) -> u8 {
 
 /// The best class found in `text` and the byte offset of its first match.
 fn best_match(text: &str) -> Option<(ErrorClass, usize)> {
+    // Most texts (stack traces of ordinary exceptions) hold no signature at all. Asking
+    // that first lets the automaton skip ahead with its prefilter; the overlapping walk
+    // below cannot, and it visits every byte.
+    if !AUTOMATON.is_match(text) {
+        return None;
+    }
     let bytes = text.as_bytes();
     let mut best: Option<(ErrorClass, usize)> = None;
     for m in AUTOMATON.find_overlapping_iter(text) {
