@@ -25,6 +25,7 @@ use meshdoctor_model::{Origin, Severity, SkipReason};
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -393,124 +394,264 @@ impl<'de> FillObject<'de> for SecondsNanos {
     }
 }
 
-json_object! {
+/// Declares [`JsonLine`] from its key table: plain keys (`field = "key"`, a [`Flex`] each)
+/// and keys whose value may be an object (`field: type = "key"`).
+///
+/// The line has about a hundred plain keys and a real line carries a handful, so their
+/// values are not a hundred struct fields (each written on creation and checked on drop,
+/// for every line) but a short list in the order read, with one byte per key saying where
+/// its value is. Object-valued keys are ordinary fields, filled in place.
+macro_rules! json_line {
+    (
+        $(#[$doc:meta])*
+        struct $name:ident, keys $keys:ident {
+            $($plain:ident = $plain_key:literal,)*
+        }
+        objects {
+            $($object:ident: $ty:ty = $object_key:literal,)*
+        }
+    ) => {
+        /// How many plain keys the table has.
+        const PLAIN_KEYS: usize = [$($plain_key),*].len();
+
+        /// The slot of a plain key that is absent.
+        const NO_SLOT: u8 = u8::MAX;
+
+        const _: () = assert!(PLAIN_KEYS < NO_SLOT as usize, "slots are bytes");
+
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(super) struct $name<'a> {
+            /// Where each plain key's value is in `values` ([`NO_SLOT`] when absent).
+            slots: [u8; PLAIN_KEYS],
+            /// Values of the plain keys present, in the order read.
+            values: SmallVec<[Flex<'a>; 12]>,
+            /// What [`JsonLine::get`] answers for an absent key.
+            absent: Flex<'a>,
+            $($object: $ty,)*
+        }
+
+        impl Default for $name<'_> {
+            fn default() -> Self {
+                $name {
+                    slots: [NO_SLOT; PLAIN_KEYS],
+                    values: SmallVec::new(),
+                    absent: Flex::Absent,
+                    $($object: Default::default(),)*
+                }
+            }
+        }
+
+        /// A known key; plain keys first, so a plain key's index is its slot index.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum $keys {
+            $($plain,)*
+            $($object,)*
+        }
+
+        impl KeyTable for $keys {
+            const NAMES: &'static [&'static str] = &[$($plain_key,)* $($object_key),*];
+
+            fn of(name: &str) -> Option<Self> {
+                match name {
+                    $($plain_key => Some($keys::$plain),)*
+                    $($object_key => Some($keys::$object),)*
+                    _ => None,
+                }
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        const _: () = assert!(<$keys as KeyTable>::NAMES.len() <= 128, "the seen set is a u128");
+
+        impl<'a> $name<'a> {
+            /// The value of a plain key (`Absent` when the line does not have it).
+            fn get(&self, key: $keys) -> &Flex<'a> {
+                match self.slots.get(key.index()) {
+                    Some(&slot) if slot != NO_SLOT => {
+                        self.values.get(usize::from(slot)).unwrap_or(&self.absent)
+                    }
+                    _ => &self.absent,
+                }
+            }
+
+            /// Take the non-blank string out of a plain key, if it holds one.
+            fn take_str(&mut self, key: $keys) -> Option<Cow<'a, str>> {
+                match self.slots.get(key.index()) {
+                    Some(&slot) if slot != NO_SLOT => {
+                        self.values.get_mut(usize::from(slot)).and_then(Flex::take_str)
+                    }
+                    _ => None,
+                }
+            }
+
+            /// Whether a plain key is there with a value other than `null`.
+            fn is_present(&self, key: $keys) -> bool {
+                self.get(key).is_present()
+            }
+        }
+
+        impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
+            fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+                let mut seen = 0u128;
+                while let Some(key) = map.next_key_seed(KeySeed::<$keys>(PhantomData))? {
+                    let Some(key) = key else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let bit = 1u128 << key.index();
+                    if seen & bit != 0 {
+                        let name = <$keys as KeyTable>::NAMES.get(key.index()).copied();
+                        return Err(de::Error::duplicate_field(name.unwrap_or("?")));
+                    }
+                    seen |= bit;
+                    match key {
+                        $($keys::$object => self.$object.read_from(&mut map)?,)*
+                        plain => {
+                            // Each plain key is read at most once (the seen set), so there
+                            // are fewer values than plain keys and a slot fits in a byte.
+                            let slot = u8::try_from(self.values.len()).unwrap_or(NO_SLOT);
+                            self.values.push(Flex::Absent);
+                            if let Some(value) = self.values.last_mut() {
+                                value.read_from(&mut map)?;
+                            }
+                            if let Some(s) = self.slots.get_mut(plain.index()) {
+                                *s = slot;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+json_line! {
     /// Every key the supported encoders write. Dotted names (`log.level`) are the flattened
     /// forms ECS loggers and collectors write.
     struct JsonLine, keys Key {
     // Time.
-    at_timestamp: Flex<'a> = "@timestamp",
-    timestamp: Flex<'a, SecondsNanos> = "timestamp",
-    time: Flex<'a> = "time",
-    ts: Flex<'a> = "ts",
-    at_t: Flex<'a> = "@t",
-    asctime: Flex<'a> = "asctime",
-    datetime: Flex<'a> = "datetime",
-    time_millis: Flex<'a> = "timeMillis",
-    timestamp_pascal: Flex<'a> = "Timestamp",
-    created: Flex<'a> = "created",
-    instant: Flex<'a, SecondsNanos> = "instant",
+    at_timestamp = "@timestamp",
+    time = "time",
+    ts = "ts",
+    at_t = "@t",
+    asctime = "asctime",
+    datetime = "datetime",
+    time_millis = "timeMillis",
+    timestamp_pascal = "Timestamp",
+    created = "created",
 
     // Level.
-    level: Flex<'a> = "level",
-    levelname: Flex<'a> = "levelname",
-    severity: Flex<'a> = "severity",
-    at_l: Flex<'a> = "@l",
-    log_level: Flex<'a> = "log.level",
-    level_value: Flex<'a> = "level_value",
-    lvl: Flex<'a> = "lvl",
-    level_pascal: Flex<'a> = "Level",
-    log_level_pascal: Flex<'a> = "LogLevel",
+    level = "level",
+    levelname = "levelname",
+    severity = "severity",
+    at_l = "@l",
+    log_level = "log.level",
+    level_value = "level_value",
+    lvl = "lvl",
+    level_pascal = "Level",
+    log_level_pascal = "LogLevel",
 
     // Message.
-    message: Flex<'a> = "message",
-    msg: Flex<'a> = "msg",
-    at_m: Flex<'a> = "@m",
-    at_mt: Flex<'a> = "@mt",
-    message_pascal: Flex<'a> = "Message",
-    rendered_message: Flex<'a> = "RenderedMessage",
-    message_template: Flex<'a> = "MessageTemplate",
-    event: Flex<'a> = "event",
-    short_message: Flex<'a> = "short_message",
-    log: Flex<'a, EcsLog<'a>> = "log",
+    message = "message",
+    msg = "msg",
+    at_m = "@m",
+    at_mt = "@mt",
+    message_pascal = "Message",
+    rendered_message = "RenderedMessage",
+    message_template = "MessageTemplate",
+    event = "event",
+    short_message = "short_message",
 
     // Logger and thread.
-    logger_name: Flex<'a> = "logger_name",
-    logger: Flex<'a> = "logger",
-    logger_name_camel: Flex<'a> = "loggerName",
-    category: Flex<'a> = "Category",
-    gelf_logger: Flex<'a> = "_logger_name",
-    log_logger: Flex<'a> = "log.logger",
-    name: Flex<'a> = "name",
-    thread_name: Flex<'a> = "thread_name",
-    thread: Flex<'a> = "thread",
-    thread_name_camel: Flex<'a> = "threadName",
-    gelf_thread: Flex<'a> = "_thread_name",
-    process_thread_name: Flex<'a> = "process.thread.name",
+    logger_name = "logger_name",
+    logger = "logger",
+    logger_name_camel = "loggerName",
+    category = "Category",
+    gelf_logger = "_logger_name",
+    log_logger = "log.logger",
+    name = "name",
+    thread_name = "thread_name",
+    thread = "thread",
+    thread_name_camel = "threadName",
+    gelf_thread = "_thread_name",
+    process_thread_name = "process.thread.name",
 
     // Stack traces and error values.
-    stack_trace: Flex<'a> = "stack_trace",
-    stacktrace: Flex<'a> = "stacktrace",
-    stack: Flex<'a> = "stack",
-    exception: Flex<'a, Box<ErrorObj<'a>>> = "exception",
-    exc_info: Flex<'a> = "exc_info",
-    exc_text: Flex<'a> = "exc_text",
-    exception_pascal: Flex<'a> = "Exception",
-    gelf_stack: Flex<'a> = "_error_stack_trace",
-    at_x: Flex<'a> = "@x",
-    error: Flex<'a, Box<ErrorObj<'a>>> = "error",
-    err: Flex<'a, Box<ErrorObj<'a>>> = "err",
-    thrown: Flex<'a, Box<ErrorObj<'a>>> = "thrown",
-    error_stack_trace: Flex<'a> = "error.stack_trace",
-    error_message: Flex<'a> = "error.message",
-    error_type: Flex<'a> = "error.type",
+    stack_trace = "stack_trace",
+    stacktrace = "stacktrace",
+    stack = "stack",
+    exc_info = "exc_info",
+    exc_text = "exc_text",
+    exception_pascal = "Exception",
+    gelf_stack = "_error_stack_trace",
+    at_x = "@x",
+    error_stack_trace = "error.stack_trace",
+    error_message = "error.message",
+    error_type = "error.type",
 
     // Ids.
-    request_id_camel: Flex<'a> = "requestId",
-    request_id_pascal: Flex<'a> = "RequestId",
-    request_id: Flex<'a> = "request_id",
-    x_request_id: Flex<'a> = "x-request-id",
-    x_request_id_upper: Flex<'a> = "X-Request-ID",
-    req_id_camel: Flex<'a> = "reqId",
-    req_id: Flex<'a> = "req_id",
-    http_request_id: Flex<'a> = "http.request.id",
-    x_correlation_id: Flex<'a> = "x-correlation-id",
-    x_correlation_id_upper: Flex<'a> = "X-Correlation-ID",
-    correlation_id_camel: Flex<'a> = "correlationId",
-    correlation_id_pascal: Flex<'a> = "CorrelationId",
-    correlation_id: Flex<'a> = "correlation_id",
-    trace_id_camel: Flex<'a> = "traceId",
-    trace_id_pascal: Flex<'a> = "TraceId",
-    trace_id: Flex<'a> = "trace_id",
-    trace_id_upper: Flex<'a> = "traceID",
-    trace_dot_id: Flex<'a> = "trace.id",
-    b3_trace_id: Flex<'a> = "X-B3-TraceId",
-    dd_trace_id: Flex<'a> = "dd.trace_id",
-    gcp_trace: Flex<'a> = "logging.googleapis.com/trace",
-    at_tr: Flex<'a> = "@tr",
-    trace: Flex<'a, Trace<'a>> = "trace",
+    request_id_camel = "requestId",
+    request_id_pascal = "RequestId",
+    request_id = "request_id",
+    x_request_id = "x-request-id",
+    x_request_id_upper = "X-Request-ID",
+    req_id_camel = "reqId",
+    req_id = "req_id",
+    http_request_id = "http.request.id",
+    x_correlation_id = "x-correlation-id",
+    x_correlation_id_upper = "X-Correlation-ID",
+    correlation_id_camel = "correlationId",
+    correlation_id_pascal = "CorrelationId",
+    correlation_id = "correlation_id",
+    trace_id_camel = "traceId",
+    trace_id_pascal = "TraceId",
+    trace_id = "trace_id",
+    trace_id_upper = "traceID",
+    trace_dot_id = "trace.id",
+    b3_trace_id = "X-B3-TraceId",
+    dd_trace_id = "dd.trace_id",
+    gcp_trace = "logging.googleapis.com/trace",
+    at_tr = "@tr",
 
     // Origin.
-    service: Flex<'a, Named<'a>> = "service",
-    service_name_dotted: Flex<'a> = "service.name",
-    service_name_camel: Flex<'a> = "serviceName",
-    app: Flex<'a> = "app",
-    application: Flex<'a> = "application",
-    hostname: Flex<'a> = "hostname",
-    kubernetes: Flex<'a, Kubernetes<'a>> = "kubernetes",
-    k8s_namespace_name: Flex<'a> = "kubernetes.namespace_name",
-    k8s_namespace: Flex<'a> = "kubernetes.namespace",
-    k8s_pod_name: Flex<'a> = "kubernetes.pod_name",
-    k8s_pod_dot_name: Flex<'a> = "kubernetes.pod.name",
-    k8s_container_name: Flex<'a> = "kubernetes.container_name",
-    k8s_container_dot_name: Flex<'a> = "kubernetes.container.name",
-    k8s_labels_app: Flex<'a> = "kubernetes.labels.app",
-    container_dot_name: Flex<'a> = "container.name",
-    container: Flex<'a, Named<'a>> = "container",
+    service_name_dotted = "service.name",
+    service_name_camel = "serviceName",
+    app = "app",
+    application = "application",
+    hostname = "hostname",
+    k8s_namespace_name = "kubernetes.namespace_name",
+    k8s_namespace = "kubernetes.namespace",
+    k8s_pod_name = "kubernetes.pod_name",
+    k8s_pod_dot_name = "kubernetes.pod.name",
+    k8s_container_name = "kubernetes.container_name",
+    k8s_container_dot_name = "kubernetes.container.name",
+    k8s_labels_app = "kubernetes.labels.app",
+    container_dot_name = "container.name",
 
     // Never part of a record: keys sidecar JSON writes, noted for the dispatcher
     // (see [`parse_noting_sidecar_keys`]).
-    target: Flex<'a> = "target",
-    scope: Flex<'a> = "scope",
+    target = "target",
+    scope = "scope",
+    }
+    // Keys whose value may be an object, read into its own struct.
+    objects {
+    timestamp: Flex<'a, SecondsNanos> = "timestamp",
+    instant: Flex<'a, SecondsNanos> = "instant",
+    log: Flex<'a, EcsLog<'a>> = "log",
+    exception: Flex<'a, Box<ErrorObj<'a>>> = "exception",
+    error: Flex<'a, Box<ErrorObj<'a>>> = "error",
+    err: Flex<'a, Box<ErrorObj<'a>>> = "err",
+    thrown: Flex<'a, Box<ErrorObj<'a>>> = "thrown",
+    trace: Flex<'a, Trace<'a>> = "trace",
+    service: Flex<'a, Named<'a>> = "service",
+    kubernetes: Flex<'a, Kubernetes<'a>> = "kubernetes",
+    container: Flex<'a, Named<'a>> = "container",
     }
 }
 
@@ -620,7 +761,8 @@ fn parse_line<'a>(record: &'a str, sidecar_keys: &mut bool) -> Result<Parsed<'a>
         }
         next_lines.trim_end()
     };
-    *sidecar_keys = line.msg.is_present() || line.target.is_present() || line.scope.is_present();
+    *sidecar_keys =
+        line.is_present(Key::msg) || line.is_present(Key::target) || line.is_present(Key::scope);
     let mut fields = resolve(&mut line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));
@@ -666,82 +808,82 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
     let l = line;
 
     // Time: the first key that holds a readable time wins.
-    let serilog = l.at_t.is_present();
+    let serilog = l.is_present(Key::at_t);
     let time = first!(
-        time_of(&l.at_timestamp),
+        time_of(l.get(Key::at_timestamp)),
         match &l.timestamp {
             Flex::Obj(t) => seconds_nanos(t),
             other => time_of(other),
         },
-        time_of(&l.time),
-        time_of(&l.ts),
-        time_of(&l.at_t),
-        time_of(&l.asctime),
-        time_of(&l.datetime),
-        time_of(&l.time_millis),
-        time_of(&l.timestamp_pascal),
+        time_of(l.get(Key::time)),
+        time_of(l.get(Key::ts)),
+        time_of(l.get(Key::at_t)),
+        time_of(l.get(Key::asctime)),
+        time_of(l.get(Key::datetime)),
+        time_of(l.get(Key::time_millis)),
+        time_of(l.get(Key::timestamp_pascal)),
         l.instant.as_obj().and_then(seconds_nanos),
-        time_of(&l.created),
+        time_of(l.get(Key::created)),
     );
 
     // Level.
     let (log_str, log_obj) = l.log.take().split();
     let (ecs_level, ecs_logger) =
         log_obj.map_or((Flex::Absent, Flex::Absent), |log| (log.level, log.logger));
-    let numeric_level = matches!(l.level, Flex::Num(_));
+    let numeric_level = matches!(l.get(Key::level), Flex::Num(_));
     let severity = first!(
-        level_of(&l.level),
-        level_of(&l.levelname),
-        level_of(&l.severity),
-        level_of(&l.at_l),
-        level_of(&l.log_level),
+        level_of(l.get(Key::level)),
+        level_of(l.get(Key::levelname)),
+        level_of(l.get(Key::severity)),
+        level_of(l.get(Key::at_l)),
+        level_of(l.get(Key::log_level)),
         level_of(&ecs_level),
-        level_of(&l.lvl),
-        level_of(&l.level_pascal),
-        level_of(&l.log_level_pascal),
-        level_of(&l.level_value),
+        level_of(l.get(Key::lvl)),
+        level_of(l.get(Key::level_pascal)),
+        level_of(l.get(Key::log_level_pascal)),
+        level_of(l.get(Key::level_value)),
     )
     // Serilog's compact format leaves `@l` out for Information.
     .or(serilog.then_some(Severity::Info));
 
     // Message. structlog puts it in `event`; ECS uses `event` for an object (ignored).
     let message = first!(
-        l.message.take_str(),
-        l.msg.take_str(),
-        l.at_m.take_str(),
-        l.message_pascal.take_str(),
-        l.rendered_message.take_str(),
-        l.at_mt.take_str(),
-        l.message_template.take_str(),
-        l.event.take_str(),
-        l.short_message.take_str(),
+        l.take_str(Key::message),
+        l.take_str(Key::msg),
+        l.take_str(Key::at_m),
+        l.take_str(Key::message_pascal),
+        l.take_str(Key::rendered_message),
+        l.take_str(Key::at_mt),
+        l.take_str(Key::message_template),
+        l.take_str(Key::event),
+        l.take_str(Key::short_message),
         log_str,
     );
 
     // pino and bunyan write the program name in `name`, next to `hostname` and a numeric
     // level; Python json loggers write the logger name there.
-    let name_is_program = numeric_level && l.hostname.is_present();
+    let name_is_program = numeric_level && l.is_present(Key::hostname);
     let (name_as_logger, name_as_program) = if name_is_program {
-        (None, l.name.take_str())
+        (None, l.take_str(Key::name))
     } else {
-        (l.name.take_str(), None)
+        (l.take_str(Key::name), None)
     };
     let logger = first!(
-        l.logger_name.take_str(),
-        l.logger.take_str(),
-        l.logger_name_camel.take_str(),
-        l.category.take_str(),
-        l.gelf_logger.take_str(),
-        l.log_logger.take_str(),
+        l.take_str(Key::logger_name),
+        l.take_str(Key::logger),
+        l.take_str(Key::logger_name_camel),
+        l.take_str(Key::category),
+        l.take_str(Key::gelf_logger),
+        l.take_str(Key::log_logger),
         ecs_logger.into_str(),
         name_as_logger,
     );
     let thread = first!(
-        l.thread_name.take_str(),
-        l.thread.take_str(),
-        l.thread_name_camel.take_str(),
-        l.gelf_thread.take_str(),
-        l.process_thread_name.take_str(),
+        l.take_str(Key::thread_name),
+        l.take_str(Key::thread),
+        l.take_str(Key::thread_name_camel),
+        l.take_str(Key::gelf_thread),
+        l.take_str(Key::process_thread_name),
     );
 
     let stack_trace = error_text(l);
@@ -751,35 +893,35 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
     }
 
     let request_id = first!(
-        l.request_id_camel.take_str(),
-        l.request_id_pascal.take_str(),
-        l.request_id.take_str(),
-        l.x_request_id.take_str(),
-        l.x_request_id_upper.take_str(),
-        l.req_id_camel.take_str(),
-        l.req_id.take_str(),
-        l.http_request_id.take_str(),
+        l.take_str(Key::request_id_camel),
+        l.take_str(Key::request_id_pascal),
+        l.take_str(Key::request_id),
+        l.take_str(Key::x_request_id),
+        l.take_str(Key::x_request_id_upper),
+        l.take_str(Key::req_id_camel),
+        l.take_str(Key::req_id),
+        l.take_str(Key::http_request_id),
     );
     let correlation_id = first!(
-        l.x_correlation_id.take_str(),
-        l.x_correlation_id_upper.take_str(),
-        l.correlation_id_camel.take_str(),
-        l.correlation_id_pascal.take_str(),
-        l.correlation_id.take_str(),
+        l.take_str(Key::x_correlation_id),
+        l.take_str(Key::x_correlation_id_upper),
+        l.take_str(Key::correlation_id_camel),
+        l.take_str(Key::correlation_id_pascal),
+        l.take_str(Key::correlation_id),
     );
     let (trace_str, trace_obj) = l.trace.take().split();
     let trace_id = first!(
-        l.trace_id_camel.take_str(),
-        l.trace_id_pascal.take_str(),
-        l.trace_id.take_str(),
-        l.trace_id_upper.take_str(),
-        l.trace_dot_id.take_str(),
+        l.take_str(Key::trace_id_camel),
+        l.take_str(Key::trace_id_pascal),
+        l.take_str(Key::trace_id),
+        l.take_str(Key::trace_id_upper),
+        l.take_str(Key::trace_dot_id),
         trace_obj.and_then(|t| t.id.into_str()),
         trace_str,
-        l.b3_trace_id.take_str(),
-        l.dd_trace_id.take_str(),
-        l.gcp_trace.take_str(),
-        l.at_tr.take_str(),
+        l.take_str(Key::b3_trace_id),
+        l.take_str(Key::dd_trace_id),
+        l.take_str(Key::gcp_trace),
+        l.take_str(Key::at_tr),
     );
 
     let k8s = l.kubernetes.take().into_obj().unwrap_or_default();
@@ -791,9 +933,9 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
         k8s.container_name.into_str(),
         k8s_container_obj.and_then(|c| c.name.into_str()),
         k8s_container_str,
-        l.k8s_container_name.take_str(),
-        l.k8s_container_dot_name.take_str(),
-        l.container_dot_name.take_str(),
+        l.take_str(Key::k8s_container_name),
+        l.take_str(Key::k8s_container_dot_name),
+        l.take_str(Key::container_dot_name),
         container_obj.and_then(|c| c.name.into_str()),
         container_str,
     );
@@ -801,15 +943,15 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
     let workload = first!(
         service_str,
         service_obj.and_then(|s| s.name.into_str()),
-        l.service_name_dotted.take_str(),
-        l.service_name_camel.take_str(),
-        l.app.take_str(),
-        l.application.take_str(),
+        l.take_str(Key::service_name_dotted),
+        l.take_str(Key::service_name_camel),
+        l.take_str(Key::app),
+        l.take_str(Key::application),
         name_as_program,
         labels.app.into_str(),
         labels.app_kubernetes_io_name.into_str(),
         labels.k8s_app.into_str(),
-        l.k8s_labels_app.take_str(),
+        l.take_str(Key::k8s_labels_app),
     )
     // The app container is named after the workload in nearly every chart; the sidecar's
     // container never writes app JSON lines.
@@ -818,15 +960,15 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
         namespace: first!(
             k8s.namespace_name.into_str(),
             k8s.namespace.into_str(),
-            l.k8s_namespace_name.take_str(),
-            l.k8s_namespace.take_str(),
+            l.take_str(Key::k8s_namespace_name),
+            l.take_str(Key::k8s_namespace),
         ),
         pod: first!(
             k8s.pod_name.into_str(),
             k8s_pod_obj.and_then(|p| p.name.into_str()),
             k8s_pod_str,
-            l.k8s_pod_name.take_str(),
-            l.k8s_pod_dot_name.take_str(),
+            l.take_str(Key::k8s_pod_name),
+            l.take_str(Key::k8s_pod_dot_name),
         ),
         container,
         workload,
@@ -884,33 +1026,40 @@ fn seconds_nanos(t: &SecondsNanos) -> Option<ParsedTime> {
 fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
     // A full trace as one string, in order of how explicit the key is.
     let full = first!(
-        l.stack_trace.take_str(),
-        l.exception_pascal.take_str(),
-        l.gelf_stack.take_str(),
-        l.at_x.take_str(),
-        l.error_stack_trace.take_str(),
+        l.take_str(Key::stack_trace),
+        l.take_str(Key::exception_pascal),
+        l.take_str(Key::gelf_stack),
+        l.take_str(Key::at_x),
+        l.take_str(Key::error_stack_trace),
         l.exception.take_str(),
-        l.exc_info.take_str(),
-        l.exc_text.take_str(),
+        l.take_str(Key::exc_info),
+        l.take_str(Key::exc_text),
     );
     if let Some(full) = full {
         return Some(full);
     }
 
-    let object = first!(
-        l.error.as_obj_mut(),
-        l.err.as_obj_mut(),
-        l.exception.as_obj_mut(),
-        l.thrown.as_obj_mut(),
-    );
-    if let Some(obj) = object {
-        return object_text(obj, l.error_message.take_str(), l.error_type.take_str());
+    let has_object = [&l.error, &l.err, &l.exception, &l.thrown]
+        .iter()
+        .any(|o| o.as_obj().is_some());
+    if has_object {
+        let (dotted_message, dotted_type) =
+            (l.take_str(Key::error_message), l.take_str(Key::error_type));
+        let object = first!(
+            l.error.as_obj_mut(),
+            l.err.as_obj_mut(),
+            l.exception.as_obj_mut(),
+            l.thrown.as_obj_mut(),
+        );
+        if let Some(obj) = object {
+            return object_text(obj, dotted_message, dotted_type);
+        }
     }
 
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
     let value = first!(l.error.take_str(), l.err.take_str())
-        .or_else(|| type_message(l.error_type.take_str(), l.error_message.take_str()));
-    let go_stack = first!(l.stacktrace.take_str(), l.stack.take_str());
+        .or_else(|| type_message(l.take_str(Key::error_type), l.take_str(Key::error_message)));
+    let go_stack = first!(l.take_str(Key::stacktrace), l.take_str(Key::stack));
     match (value, go_stack) {
         (Some(v), Some(s)) if s.contains(v.as_ref()) => Some(s),
         (Some(v), Some(s)) => Some(Cow::Owned(format!("{v}\n{s}"))),
