@@ -16,6 +16,16 @@ pub const SKIPPED_EXAMPLES: usize = 5;
 const MAX_WORKLOADS: usize = 256;
 const EXCERPT_CHARS: usize = 120;
 
+/// Where a line starts in its file: a landmark for reading a line back without counting
+/// every newline before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineMark {
+    /// Line number (1-based) of the line that starts at `offset`.
+    pub line: u64,
+    /// Byte offset of that line's first byte.
+    pub offset: u64,
+}
+
 /// A skipped line shown as an example.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SkippedExample {
@@ -69,6 +79,10 @@ pub struct FileCoverage {
     pub untimed_events: u64,
     /// Why reading stopped early, if it did.
     pub read_error: Option<String>,
+    /// The first line of each range read from a regular file, in line order (one per range,
+    /// so a few per gigabyte): evidence lines are read back from the nearest one.
+    #[serde(skip)]
+    pub line_marks: Vec<LineMark>,
     #[serde(skip)]
     lines_counted: u64,
     #[serde(skip)]
@@ -100,6 +114,7 @@ impl FileCoverage {
             out_of_order: 0,
             untimed_events: 0,
             read_error: None,
+            line_marks: Vec::new(),
             lines_counted: 0,
             first_seen: None,
             last_seen: None,
@@ -162,6 +177,9 @@ impl FileCoverage {
         for example in &mut self.skipped_examples {
             example.line += lines;
         }
+        for mark in &mut self.line_marks {
+            mark.line += lines;
+        }
     }
 
     /// Append the coverage of the range that follows.
@@ -205,6 +223,7 @@ impl FileCoverage {
         if self.read_error.is_none() {
             self.read_error = later.read_error;
         }
+        self.line_marks.extend(later.line_marks);
     }
 
     /// Settle derived fields once all ranges are merged.

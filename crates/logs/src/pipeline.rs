@@ -12,7 +12,10 @@
 
 use crate::record::{MAX_CONTINUATION_LINES, MAX_LINE_BYTES, is_continuation};
 use crate::wrapper::{Envelope, Unwrapped, unwrap_line};
-use crate::{coverage::FileCoverage, dispatch::parse_record};
+use crate::{
+    coverage::{FileCoverage, LineMark},
+    dispatch::parse_record,
+};
 use meshdoctor_input::{Access, InputFile, MappedFile, PathNames, open_stream, read_at_most};
 use meshdoctor_model::{Event, Family, FileId, Origin, SkipReason};
 use std::borrow::Cow;
@@ -625,6 +628,10 @@ fn process_range<S: Sink>(
             }
         }
     }
+    cov.line_marks.push(LineMark {
+        line: cursor.line,
+        offset: bytes.offset(),
+    });
     // Newlines between `end` and the first record after it, once the range's records ended:
     // those already consumed (the last record ran on past `end`) plus those in the window.
     let mut consumed_after_end = 0;

@@ -150,6 +150,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Each range leaves a mark where one of its lines starts, with that line's number:
+    /// reading a line back from the nearest mark finds the line the events were numbered by.
+    #[test]
+    fn line_marks_point_at_their_lines(picks in prop::collection::vec(0usize..64, 50..400), range in 1024usize..6000, block in 16usize..3000, mapped in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, _, _) = write_corpus(dir.path(), &picks);
+        let bytes = std::fs::read(&plain).unwrap();
+        let (inputs, _) = discover(std::slice::from_ref(&plain), &DiscoverOptions::default());
+        let options = RunOptions { range_bytes: range, block_bytes: block, use_mmap: mapped, ..RunOptions::default() };
+        let out = run(&inputs, &options, Seen::default);
+        let marks = &out.coverage[0].line_marks;
+        prop_assert!(!marks.is_empty());
+        prop_assert!(marks.windows(2).all(|w| w[0].line < w[1].line && w[0].offset < w[1].offset));
+        for mark in marks {
+            let offset = usize::try_from(mark.offset).unwrap();
+            prop_assert!(offset == 0 || bytes[offset - 1] == b'\n', "{mark:?} is not at a line start");
+            let before = bytes[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+            prop_assert_eq!(before + 1, mark.line, "{:?}", mark);
+        }
+    }
+}
+
 #[test]
 fn list_view_paste_is_one_record() {
     let dir = tempfile::tempdir().unwrap();
