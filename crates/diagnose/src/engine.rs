@@ -330,7 +330,7 @@ pub fn compare_output(a: &Analysis) -> CompareOutput {
         .chain(succeeding_examples.iter_mut())
         .flatten()
         .collect();
-    fill_lines(&a.inputs, &mut all);
+    fill_lines(&a.inputs, &a.coverage, &mut all);
     CompareOutput {
         result,
         failing_examples,
@@ -407,7 +407,7 @@ pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
             .iter_mut()
             .flat_map(|f| f.evidence.iter_mut().chain(f.counter_evidence.iter_mut()))
             .collect();
-        fill_lines(&a.inputs, &mut all);
+        fill_lines(&a.inputs, &a.coverage, &mut all);
     }
     let mut notes = Vec::new();
     if a.collector.steps_dropped > 0 {

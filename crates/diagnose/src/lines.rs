@@ -1,20 +1,30 @@
 //! Re-reads the few evidence lines a report shows, so the report quotes each line exactly
 //! as written (the sink keeps only compact facts, not text).
 //!
-//! One sequential pass per file over the wanted line numbers; stdin cannot be re-read, so
-//! those lines get a placeholder. Must not be used for anything but a handful of lines.
+//! A plain file is mapped and each wanted line is found by counting newlines from the
+//! nearest line mark the reading pipeline left (one per range it read); gzip files are
+//! streamed from their start; stdin cannot be re-read, so those lines get a placeholder.
+//! Must not be used for anything but a handful of lines: it runs after the parallel read,
+//! alone.
 
 use crate::journey::truncate;
 use crate::signals::EvidenceLine;
-use meshdoctor_input::{Access, InputFile, open_stream};
+use meshdoctor_input::{Access, InputFile, MappedFile, open_stream};
+use meshdoctor_logs::FileCoverage;
+use meshdoctor_logs::coverage::LineMark;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 
 /// Longest quoted line.
 pub const MAX_TEXT: usize = 400;
 
-/// Fill `text` of each line from its input (matched by display name).
-pub fn fill_lines(inputs: &[InputFile], lines: &mut [&mut EvidenceLine]) {
+/// Fill `text` of each line from its input (matched by display name). `coverage` is the
+/// reading pipeline's, for its line marks; without it files are read from their start.
+pub fn fill_lines(
+    inputs: &[InputFile],
+    coverage: &[FileCoverage],
+    lines: &mut [&mut EvidenceLine],
+) {
     let mut wanted: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for l in lines.iter() {
         if l.text.is_empty() {
@@ -26,74 +36,20 @@ pub fn fill_lines(inputs: &[InputFile], lines: &mut [&mut EvidenceLine]) {
         let Some(input) = inputs.iter().find(|i| i.display == file) else {
             continue;
         };
-        if input.access == Access::Stdin {
-            continue;
-        }
-        let Ok(stream) = open_stream(input) else {
+        let marks = coverage
+            .iter()
+            .find(|c| c.display == file)
+            .map_or(&[][..], |c| c.line_marks.as_slice());
+        let found = match input.access {
+            Access::Stdin => continue,
+            Access::Plain { .. } => read_mapped(input, marks, &nums),
+            Access::Gzip => None,
+        };
+        let Some(found) = found.or_else(|| read_streamed(input, &nums)) else {
             continue;
         };
-        let Some(&max) = nums.iter().next_back() else {
-            continue;
-        };
-        // Lines are counted with a SIMD newline search over big buffers; only wanted lines
-        // are copied (the same lines `read_until` would return, trailing `\n` included).
-        let mut reader = BufReader::with_capacity(1 << 20, stream);
-        let mut wanted_iter = nums.iter().copied().peekable();
-        let mut line: Vec<u8> = Vec::new();
-        let mut started = false;
-        let mut n = 0u64;
-        while n < max {
-            let buf = match reader.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            if buf.is_empty() {
-                // A last line without a newline still counts.
-                if started {
-                    n += 1;
-                    while wanted_iter.next_if(|w| *w < n).is_some() {}
-                    if wanted_iter.peek() == Some(&n) {
-                        let text = String::from_utf8_lossy(&line);
-                        let text = text.trim_end_matches(['\n', '\r']);
-                        texts.insert((file.to_string(), n), truncate(text, MAX_TEXT));
-                    }
-                }
-                break;
-            }
-            let mut from = 0;
-            let mut done = false;
-            for nl in memchr::memchr_iter(b'\n', buf) {
-                n += 1;
-                while wanted_iter.next_if(|w| *w < n).is_some() {}
-                if wanted_iter.peek() == Some(&n) {
-                    line.extend_from_slice(&buf[from..=nl]);
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim_end_matches(['\n', '\r']);
-                    texts.insert((file.to_string(), n), truncate(text, MAX_TEXT));
-                }
-                line.clear();
-                started = false;
-                from = nl + 1;
-                if n >= max {
-                    done = true;
-                    break;
-                }
-            }
-            if done {
-                break;
-            }
-            // The rest is the start of the next line: keep it only if that line is wanted.
-            let rest = &buf[from..];
-            if !rest.is_empty() {
-                started = true;
-                while wanted_iter.next_if(|w| *w <= n).is_some() {}
-                if wanted_iter.peek() == Some(&(n + 1)) {
-                    line.extend_from_slice(rest);
-                }
-            }
-            let len = buf.len();
-            reader.consume(len);
+        for (n, text) in found {
+            texts.insert((file.to_string(), n), text);
         }
     }
     for l in lines.iter_mut() {
@@ -104,6 +60,115 @@ pub fn fill_lines(inputs: &[InputFile], lines: &mut [&mut EvidenceLine]) {
                 .unwrap_or_else(|| "(line could not be re-read from the input)".to_string());
         }
     }
+}
+
+/// The quoted form of one line's bytes.
+fn quote(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    truncate(text.trim_end_matches(['\n', '\r']), MAX_TEXT)
+}
+
+/// The wanted lines of a plain file, found in its mapping from the nearest mark. `None` when
+/// the file cannot be mapped (then it is streamed).
+fn read_mapped(
+    input: &InputFile,
+    marks: &[LineMark],
+    nums: &BTreeSet<u64>,
+) -> Option<Vec<(u64, String)>> {
+    let file = std::fs::File::open(&input.path).ok()?;
+    let map = MappedFile::open(&file)?;
+    let bytes = map.bytes();
+    let mut found = Vec::new();
+    // Where counting stands: line `line` starts at byte `at`.
+    let (mut line, mut at) = (1u64, 0usize);
+    for &want in nums {
+        // Jump ahead to the last mark at or before the wanted line, if it is ahead.
+        let nearest = marks.partition_point(|m| m.line <= want);
+        if let Some(mark) = nearest.checked_sub(1).and_then(|i| marks.get(i))
+            && mark.line > line
+            && let Ok(offset) = usize::try_from(mark.offset)
+            && offset <= bytes.len()
+        {
+            (line, at) = (mark.line, offset);
+        }
+        if want > line {
+            let skip = usize::try_from(want - line - 1).unwrap_or(usize::MAX);
+            match memchr::memchr_iter(b'\n', &bytes[at..]).nth(skip) {
+                Some(nl) => (line, at) = (want, at + nl + 1),
+                // The file ends before the wanted line.
+                None => break,
+            }
+        }
+        if want == line && at < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+            found.push((want, quote(&bytes[at..end])));
+        }
+    }
+    Some(found)
+}
+
+/// The wanted lines of any readable input, counted from its start.
+fn read_streamed(input: &InputFile, nums: &BTreeSet<u64>) -> Option<Vec<(u64, String)>> {
+    let stream = open_stream(input).ok()?;
+    let &max = nums.iter().next_back()?;
+    let mut found = Vec::new();
+    // Lines are counted with a SIMD newline search over big buffers; only wanted lines
+    // are copied (the same lines `read_until` would return, trailing `\n` included).
+    let mut reader = BufReader::with_capacity(1 << 20, stream);
+    let mut wanted_iter = nums.iter().copied().peekable();
+    let mut line: Vec<u8> = Vec::new();
+    let mut started = false;
+    let mut n = 0u64;
+    while n < max {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if buf.is_empty() {
+            // A last line without a newline still counts.
+            if started {
+                n += 1;
+                while wanted_iter.next_if(|w| *w < n).is_some() {}
+                if wanted_iter.peek() == Some(&n) {
+                    found.push((n, quote(&line)));
+                }
+            }
+            break;
+        }
+        let mut from = 0;
+        let mut done = false;
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            n += 1;
+            while wanted_iter.next_if(|w| *w < n).is_some() {}
+            if wanted_iter.peek() == Some(&n) {
+                line.extend_from_slice(&buf[from..=nl]);
+                found.push((n, quote(&line)));
+            }
+            line.clear();
+            started = false;
+            from = nl + 1;
+            if n >= max {
+                done = true;
+                break;
+            }
+        }
+        if done {
+            break;
+        }
+        // The rest is the start of the next line: keep it only if that line is wanted.
+        let rest = &buf[from..];
+        if !rest.is_empty() {
+            started = true;
+            while wanted_iter.next_if(|w| *w <= n).is_some() {}
+            if wanted_iter.peek() == Some(&(n + 1)) {
+                line.extend_from_slice(rest);
+            }
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+    Some(found)
 }
 
 #[cfg(test)]
@@ -127,7 +192,7 @@ mod tests {
             })
             .collect();
         let mut refs: Vec<&mut EvidenceLine> = want.iter_mut().collect();
-        fill_lines(&inputs, &mut refs);
+        fill_lines(&inputs, &[], &mut refs);
         let texts: Vec<&str> = want.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(
             texts,
@@ -161,9 +226,66 @@ mod tests {
             })
             .collect();
         let mut refs: Vec<&mut EvidenceLine> = want.iter_mut().collect();
-        fill_lines(&inputs, &mut refs);
+        fill_lines(&inputs, &[], &mut refs);
         for (l, n) in want.iter().zip(nums) {
             assert_eq!(l.text, truncate(&line(n), MAX_TEXT));
+        }
+    }
+
+    /// Plain files read with the pipeline's marks, without them, and the same text gzipped
+    /// quote the same lines, and those are the lines of the text.
+    #[test]
+    fn marks_and_streams_quote_the_same_lines() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (1..=3000u64)
+            .map(|n| match n % 7 {
+                0 => String::new(),
+                3 => format!("line {n} with a windows ending\r"),
+                _ => format!("line {n} {}", "y".repeat(usize::try_from(n % 300).unwrap())),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let plain = dir.path().join("a.log");
+        std::fs::write(&plain, &text).unwrap();
+        let gz = dir.path().join("b.log.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let (inputs, _) = discover(&[plain, gz], &DiscoverOptions::default());
+        let options = meshdoctor_logs::RunOptions {
+            range_bytes: 4096,
+            ..meshdoctor_logs::RunOptions::default()
+        };
+        let coverage = meshdoctor_logs::run(&inputs, &options, || meshdoctor_logs::NoSink).coverage;
+        assert!(
+            coverage[0].line_marks.len() > 10,
+            "{:?}",
+            coverage[0].line_marks
+        );
+        let nums = [1u64, 2, 7, 500, 1001, 1002, 2047, 2999, 3000, 3001];
+        let expected: Vec<String> = nums
+            .iter()
+            .map(
+                |&n| match text.split('\n').nth(usize::try_from(n - 1).unwrap()) {
+                    Some(line) => truncate(line.trim_end_matches('\r'), MAX_TEXT),
+                    None => "(line could not be re-read from the input)".to_string(),
+                },
+            )
+            .collect();
+        for (input, cov) in [(0, &coverage[..]), (0, &[][..]), (1, &coverage[..])] {
+            let mut want: Vec<EvidenceLine> = nums
+                .iter()
+                .map(|&line| EvidenceLine {
+                    file: inputs[input].display.clone(),
+                    line,
+                    text: String::new(),
+                })
+                .collect();
+            let mut refs: Vec<&mut EvidenceLine> = want.iter_mut().collect();
+            fill_lines(&inputs, cov, &mut refs);
+            let texts: Vec<String> = want.into_iter().map(|l| l.text).collect();
+            assert_eq!(texts, expected, "input {input}, {} marks", cov.len());
         }
     }
 }
