@@ -31,6 +31,8 @@ pub const MAX_ACCESS_FAILURES: usize = 200_000;
 pub const MAX_AGENT: usize = 50_000;
 /// Most distinct access aggregate keys.
 pub const MAX_AGG_KEYS: usize = 10_000;
+/// Most addresses in [`Collector::meshed_peers`].
+pub const MAX_MESHED_PEERS: usize = 100_000;
 
 /// An application error, compact.
 #[derive(Clone, Debug)]
@@ -584,8 +586,12 @@ pub struct Collector {
     /// Istio version hints.
     pub versions: VersionHints,
     /// IPs known to have a sidecar: callers of inbound rows with an Istio SNI, and sources of
-    /// outbound rows.
+    /// outbound rows (filled by [`Collector::finish`]).
     pub meshed_peers: std::collections::BTreeSet<String>,
+    /// The set behind `meshed_peers` while reading: a hash set, because every outbound row
+    /// looks its source up and every merge adds a range's set (a sorted set cost a dozen
+    /// string comparisons per row and a walk over all kept addresses per merge).
+    peers: rustc_hash::FxHashSet<Box<str>>,
     /// Reusable access aggregate key.
     agg_key: AggKey,
     /// Version hints already recorded (bits of [`Collector::hint`]).
@@ -628,6 +634,7 @@ impl Collector {
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
+            peers: rustc_hash::FxHashSet::default(),
             agg_key: (String::new(), "", 0, String::new(), String::new()),
             hinted: 0,
             filter_memo: vec![rustc_hash::FxHashMap::default(); FAMILIES * FIELDS],
@@ -637,8 +644,15 @@ impl Collector {
     }
 
     /// Move what is still counted in working structures into the public fields; call once
-    /// reading is over, before reading [`Collector::access_agg`].
+    /// reading is over, before reading [`Collector::access_agg`] or
+    /// [`Collector::meshed_peers`].
     pub fn finish(&mut self) {
+        self.flush();
+        self.meshed_peers = self.peers.iter().map(|p| p.to_string()).collect();
+    }
+
+    /// Fold the per-range working counters into the mergeable fields (before a merge).
+    fn flush(&mut self) {
         self.access_agg.extend(self.agg.drain());
     }
 
@@ -868,14 +882,14 @@ impl Collector {
             || a.requested_server_name
                 .as_deref()
                 .is_some_and(|s| s.starts_with("outbound_.")))
-            && self.meshed_peers.len() < 100_000
+            && self.peers.len() < MAX_MESHED_PEERS
             && let Some(remote) = a.downstream_remote_address.as_deref()
         {
             let ip = crate::journey::peer_ip(remote);
             // Rows of one sidecar repeat its own address: skip the set lookup then.
             if self.last_peer.as_deref() != Some(ip) {
-                if !self.meshed_peers.contains(ip) {
-                    self.meshed_peers.insert(ip.to_string());
+                if !self.peers.contains(ip) {
+                    self.peers.insert(ip.into());
                 }
                 let last = self.last_peer.get_or_insert_with(String::new);
                 last.clear();
@@ -1060,8 +1074,8 @@ impl Sink for Collector {
 
     fn merge(&mut self, later: Self) {
         let mut later = later;
-        self.finish();
-        later.finish();
+        self.flush();
+        later.flush();
         let room = MAX_STEPS.saturating_sub(self.steps.len());
         self.steps_dropped += later.steps_dropped + later.steps.len().saturating_sub(room) as u64;
         self.steps.extend(later.steps.into_iter().take(room));
@@ -1115,16 +1129,20 @@ impl Sink for Collector {
             mine.merge(theirs);
         }
         self.versions.merge(later.versions);
-        let mut later_peers = later.meshed_peers;
-        if self.meshed_peers.len() + later_peers.len() <= 100_000 {
-            // Same union as the loop below, in one linear merge.
-            self.meshed_peers.append(&mut later_peers);
-        }
-        for ip in later_peers {
-            if self.meshed_peers.len() >= 100_000 {
-                break;
+        let later_peers = later.peers;
+        if self.peers.len() + later_peers.len() <= MAX_MESHED_PEERS {
+            self.peers.extend(later_peers);
+        } else if self.peers.len() < MAX_MESHED_PEERS {
+            // Over the cap, the later range's addresses fill the room in sorted order (as a
+            // union of sorted sets would), so which ones are kept does not depend on hashing.
+            let mut later_peers: Vec<Box<str>> = later_peers.into_iter().collect();
+            later_peers.sort_unstable();
+            for ip in later_peers {
+                if self.peers.len() >= MAX_MESHED_PEERS {
+                    break;
+                }
+                self.peers.insert(ip);
             }
-            self.meshed_peers.insert(ip);
         }
     }
 }
