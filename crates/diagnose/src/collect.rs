@@ -9,7 +9,7 @@
 use crate::journey::{Step, StepKind, classify, truncate};
 use crate::prefilter::{Cands, Test, TextFilter};
 use crate::rules::{Pattern, RuleSet, family_of};
-use crate::signals::SignalResult;
+use crate::signals::{MAX_EXAMPLES, MAX_WORKLOADS, SignalResult};
 use crate::version::{VersionHints, VersionRange};
 use meshdoctor_logs::{InputContext, Sink};
 use meshdoctor_model::{
@@ -17,7 +17,6 @@ use meshdoctor_model::{
     Family, Payload, ResponseFlags, Severity,
 };
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -33,6 +32,10 @@ pub const MAX_AGENT: usize = 50_000;
 pub const MAX_AGG_KEYS: usize = 10_000;
 /// Most addresses in [`Collector::meshed_peers`].
 pub const MAX_MESHED_PEERS: usize = 100_000;
+/// Most [`RowClass`]es counted before they are folded into the public fields.
+const MAX_ROW_CLASSES: usize = 4096;
+/// Most names interned for row classes before the tables are dropped at a fold.
+const MAX_INTERNED: usize = 4096;
 
 /// An application error, compact.
 #[derive(Clone, Debug)]
@@ -105,6 +108,95 @@ pub struct AgentEvt {
 /// Access aggregate key: workload, direction, code, flags, cluster.
 pub type AggKey = (String, &'static str, u16, String, String);
 
+/// What every per-row access counter looks at, with names interned: rows of one class
+/// change the same counters the same way, so they are counted once per class while
+/// reading and folded into the public fields (in input order) by [`Collector::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct RowClassKey {
+    /// Index into [`Interned::workloads`] plus one; 0 when the row has no workload.
+    workload: u32,
+    /// Index into [`Interned::clusters`] (`-` when the row names none).
+    cluster: u32,
+    flags: ResponseFlags,
+    code: u16,
+    /// A TCP row to PassthroughCluster.
+    tcp_passthrough: bool,
+    /// NR with details `filter_chain_not_found`.
+    chain_not_found: bool,
+}
+
+/// The rows of one [`RowClassKey`] since the last fold.
+#[derive(Clone, Debug)]
+struct RowClass {
+    key: RowClassKey,
+    count: u64,
+    earliest: Option<i64>,
+    latest: Option<i64>,
+    /// The first [`MAX_EXAMPLES`] rows: (row number in the collector, file, line). The row
+    /// number orders examples of different classes.
+    examples: Vec<(u64, u32, u64)>,
+}
+
+/// Workload and cluster names of the row classes, each stored once.
+#[derive(Debug, Default)]
+struct Interned {
+    workloads: Vec<Box<str>>,
+    workload_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+    /// The workload of the previous row (rows come in runs of one workload).
+    last_workload: Option<u32>,
+    clusters: Vec<Box<str>>,
+    cluster_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+}
+
+impl Interned {
+    fn workload(&mut self, name: Option<&str>) -> u32 {
+        let Some(name) = name else {
+            return 0;
+        };
+        if let Some(id) = self.last_workload
+            && self.workload_name(id) == Some(name)
+        {
+            return id;
+        }
+        let id = match self.workload_ids.get(name) {
+            Some(id) => *id,
+            None => {
+                self.workloads.push(name.into());
+                let id = u32::try_from(self.workloads.len()).unwrap_or(u32::MAX);
+                self.workload_ids.insert(name.into(), id);
+                id
+            }
+        };
+        self.last_workload = Some(id);
+        id
+    }
+
+    fn workload_name(&self, id: u32) -> Option<&str> {
+        (id as usize)
+            .checked_sub(1)
+            .and_then(|i| self.workloads.get(i))
+            .map(|w| &**w)
+    }
+
+    fn cluster(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.cluster_ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.clusters.len()).unwrap_or(u32::MAX);
+        self.clusters.push(name.into());
+        self.cluster_ids.insert(name.into(), id);
+        id
+    }
+
+    fn cluster_name(&self, id: u32) -> &str {
+        self.clusters.get(id as usize).map_or("-", |c| &**c)
+    }
+
+    fn len(&self) -> usize {
+        self.workloads.len() + self.clusters.len()
+    }
+}
+
 /// Names of one proxy instance.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceInfo {
@@ -121,7 +213,8 @@ pub struct InstanceInfo {
 pub struct CompiledPattern {
     /// `<rule-id>/pattern.<id>`.
     pub key: String,
-    /// Index in [`Patterns::list`].
+    /// Index among the patterns of its family (`Patterns::by_family`): its bit in the
+    /// prefilter's [`Cands`] and in [`AccessGates`].
     id: usize,
     family: Family,
     field: Field,
@@ -241,6 +334,141 @@ pub struct Patterns {
     /// that text could match. When it does not match, no text test on that text can pass,
     /// so each text is scanned once instead of once per pattern.
     prefilter: Vec<Option<TextFilter>>,
+    /// The row conditions of the access patterns as bit sets (`None` with too many
+    /// patterns: then each is tried in turn).
+    access_gates: Option<AccessGates>,
+}
+
+/// The row conditions of the access patterns (code, flags, TCP, duration) as bit sets over
+/// those patterns, bit `j` standing for `ids[j]`: a row visits only the patterns whose
+/// conditions it meets instead of reading every pattern's conditions (most rows meet only
+/// the text-only patterns').
+#[derive(Debug, Default)]
+struct AccessGates {
+    /// Indexes into [`Patterns::list`], in rule order.
+    ids: Vec<usize>,
+    /// Patterns without a code condition.
+    any_code: u128,
+    /// Patterns that list each code.
+    by_code: rustc_hash::FxHashMap<u16, u128>,
+    /// Patterns without `flags_any`.
+    no_flags_any: u128,
+    /// Patterns whose `flags_any` has each flag bit.
+    flags_any: [u128; 32],
+    /// Patterns with `flags_all`: their bit and the flag bits they need.
+    flags_all: Vec<(u128, u32)>,
+    /// Patterns for TCP rows only.
+    tcp_only: u128,
+    /// Patterns for HTTP rows only.
+    http_only: u128,
+    /// Patterns with a duration bound: their bit, minimum and maximum.
+    duration: Vec<(u128, Option<u64>, Option<u64>)>,
+    /// Per text: the patterns with a text test on it.
+    texts: Vec<(Field, u128)>,
+}
+
+impl AccessGates {
+    fn new(list: &[CompiledPattern], ids: &[usize]) -> Option<AccessGates> {
+        if ids.len() > 128 {
+            return None;
+        }
+        let mut g = AccessGates {
+            ids: ids.to_vec(),
+            ..AccessGates::default()
+        };
+        for p in ids.iter().filter_map(|&i| list.get(i)) {
+            let bit = 1u128 << p.id;
+            if p.contains.is_some() || p.regex.is_some() {
+                match g.texts.iter_mut().find(|(f, _)| *f == p.field) {
+                    Some((_, mask)) => *mask |= bit,
+                    None => g.texts.push((p.field, bit)),
+                }
+            }
+            if p.code.is_empty() {
+                g.any_code |= bit;
+            }
+            for code in &p.code {
+                *g.by_code.entry(*code).or_default() |= bit;
+            }
+            if p.flags_any.is_empty() {
+                g.no_flags_any |= bit;
+            }
+            for f in &p.flags_any {
+                for (b, slot) in g.flags_any.iter_mut().enumerate() {
+                    if f.0 & (1 << b) != 0 {
+                        *slot |= bit;
+                    }
+                }
+            }
+            if !p.flags_all.is_empty() {
+                g.flags_all
+                    .push((bit, p.flags_all.iter().fold(0, |m, f| m | f.0)));
+            }
+            match p.tcp {
+                Some(true) => g.tcp_only |= bit,
+                Some(false) => g.http_only |= bit,
+                None => {}
+            }
+            if p.dmin.is_some() || p.dmax.is_some() {
+                g.duration.push((bit, p.dmin, p.dmax));
+            }
+        }
+        Some(g)
+    }
+
+    /// The patterns that may match this row: its row conditions are met (what
+    /// [`CompiledPattern::matches_access`] checks before the text) and the prefilter of
+    /// the text they test did not rule them out.
+    fn candidates(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> u128 {
+        let mut c = self.row_candidates(a);
+        for &(field, mask) in &self.texts {
+            if c & mask == 0 {
+                continue;
+            }
+            match access_text(a, field) {
+                // A text test fails on a missing text.
+                None => c &= !mask,
+                Some(t) => c &= pre.cands(field, t).bits() | !mask,
+            }
+        }
+        c
+    }
+
+    /// The patterns whose row conditions this row meets.
+    fn row_candidates(&self, a: &AccessEntry<'_>) -> u128 {
+        let mut c = self.any_code | self.by_code.get(&a.response_code).copied().unwrap_or(0);
+        let flags = a.response_flags.0;
+        let mut any = self.no_flags_any;
+        let mut rest = flags;
+        while rest != 0 {
+            any |= self
+                .flags_any
+                .get(rest.trailing_zeros() as usize)
+                .copied()
+                .unwrap_or(0);
+            rest &= rest - 1;
+        }
+        c &= any;
+        for &(bit, need) in &self.flags_all {
+            if flags & need != need {
+                c &= !bit;
+            }
+        }
+        c &= if a.is_tcp() {
+            !self.http_only
+        } else {
+            !self.tcp_only
+        };
+        for &(bit, min, max) in &self.duration {
+            let ok = a
+                .duration_ms
+                .is_some_and(|d| min.is_none_or(|min| d >= min) && max.is_none_or(|max| d <= max));
+            if !ok {
+                c &= !bit;
+            }
+        }
+        c
+    }
 }
 
 impl Patterns {
@@ -251,22 +479,27 @@ impl Patterns {
         let mut list = Vec::new();
         for r in &rules.rules {
             for p in &r.patterns {
-                if let Some(c) = compile_one(&r.id, p, list.len()) {
+                if let Some(c) = compile_one(&r.id, p) {
                     list.push(c);
                 }
             }
         }
         let mut by_family: [Vec<usize>; FAMILIES] = Default::default();
-        for (i, p) in list.iter().enumerate() {
+        for (i, p) in list.iter_mut().enumerate() {
             if let Some(v) = by_family.get_mut(p.family as usize) {
+                p.id = v.len();
                 v.push(i);
             }
         }
         let prefilter = build_prefilters(&list);
+        let access_gates = by_family
+            .get(Family::EnvoyAccess as usize)
+            .and_then(|ids| AccessGates::new(&list, ids));
         Patterns {
             list,
             by_family,
             prefilter,
+            access_gates,
         }
     }
 
@@ -283,7 +516,7 @@ impl Patterns {
     }
 }
 
-fn compile_one(rule: &str, p: &Pattern, id: usize) -> Option<CompiledPattern> {
+fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
     let family = family_of(&p.family)?;
     let default_field = if family == Family::EnvoyAccess {
         "response_code_details"
@@ -301,7 +534,7 @@ fn compile_one(rule: &str, p: &Pattern, id: usize) -> Option<CompiledPattern> {
         .map(|c| memchr::memmem::Finder::new(c).into_owned());
     Some(CompiledPattern {
         key: format!("{rule}/pattern.{}", p.id),
-        id,
+        id: 0,
         family,
         field: Field::resolve(family, p.field.as_deref().unwrap_or(default_field)),
         contains: p.contains.clone(),
@@ -330,12 +563,12 @@ fn compile_one(rule: &str, p: &Pattern, id: usize) -> Option<CompiledPattern> {
 
 fn build_prefilters(list: &[CompiledPattern]) -> Vec<Option<TextFilter>> {
     let mut tests: Vec<Vec<Test<'_>>> = vec![Vec::new(); FAMILIES * FIELDS];
-    for (id, p) in list.iter().enumerate() {
+    for p in list {
         if p.contains.is_none() && p.regex.is_none() {
             continue;
         }
         let test = Test {
-            id,
+            id: p.id,
             regex: p.regex.as_ref().map(regex::Regex::as_str),
             contains: p.contains.as_deref(),
             ignore_case: p.ignore_case,
@@ -370,8 +603,13 @@ const MEMO_ENTRIES: usize = 512;
 
 impl Pre<'_> {
     fn may_match(&mut self, id: usize, src: Field, text: &str) -> bool {
+        self.cands(src, text).may(id)
+    }
+
+    /// The patterns that may match `text`, the text `src` of this event.
+    fn cands(&mut self, src: Field, text: &str) -> Cands {
         let Some(slot) = self.state.get_mut(src as usize) else {
-            return true;
+            return Cands::ALL;
         };
         let c = *slot.get_or_insert_with(|| {
             let Some(f) = self.patterns.prefilter(self.family, src) else {
@@ -395,7 +633,7 @@ impl Pre<'_> {
             }
             c
         });
-        c.may(id)
+        c
     }
 }
 
@@ -490,22 +728,12 @@ impl CompiledPattern {
         {
             return false;
         }
-        let text = match self.field {
-            Field::ConnectionTerminationDetails => a.connection_termination_details.as_deref(),
-            Field::UpstreamTransportFailureReason => a.upstream_transport_failure_reason.as_deref(),
-            Field::UpstreamCluster => a.upstream_cluster.as_deref(),
-            Field::UpstreamHost => a.upstream_host.as_deref(),
-            Field::RouteName => a.route_name.as_deref(),
-            Field::RequestedServerName => a.requested_server_name.as_deref(),
-            Field::Authority => a.authority.as_deref(),
-            Field::Path => a.path.as_deref(),
-            Field::Method => a.method.as_deref(),
-            Field::UserAgent => a.user_agent.as_deref(),
-            Field::DownstreamRemoteAddress => a.downstream_remote_address.as_deref(),
-            Field::DownstreamLocalAddress => a.downstream_local_address.as_deref(),
-            _ => a.response_code_details.as_deref(),
-        };
-        self.text_ok(self.field, text, pre)
+        self.access_text_ok(a, pre)
+    }
+
+    /// The text test of an access pattern (its row conditions aside).
+    fn access_text_ok(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> bool {
+        self.text_ok(self.field, access_text(a, self.field), pre)
     }
 
     fn matches_app(&self, r: &AppRecord<'_>, pre: &mut Pre<'_>) -> bool {
@@ -592,14 +820,16 @@ pub struct Collector {
     /// looks its source up and every merge adds a range's set (a sorted set cost a dozen
     /// string comparisons per row and a walk over all kept addresses per merge).
     peers: rustc_hash::FxHashSet<Box<str>>,
-    /// Reusable access aggregate key.
-    agg_key: AggKey,
     /// Version hints already recorded (bits of [`Collector::hint`]).
     hinted: u8,
     /// Recent prefilter answers.
     filter_memo: FilterMemo,
-    /// Access counters while reading (see [`Collector::finish`]).
-    agg: rustc_hash::FxHashMap<AggKey, u64>,
+    /// Access rows since the last fold, by class, in order of first appearance.
+    row_classes: Vec<RowClass>,
+    /// Index in `row_classes` by key.
+    row_class_ids: rustc_hash::FxHashMap<RowClassKey, usize>,
+    /// Names the row class keys refer to.
+    interned: Interned,
     /// The latest address added to (or found in) `meshed_peers`.
     last_peer: Option<String>,
 }
@@ -635,10 +865,11 @@ impl Collector {
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
             peers: rustc_hash::FxHashSet::default(),
-            agg_key: (String::new(), "", 0, String::new(), String::new()),
             hinted: 0,
             filter_memo: vec![rustc_hash::FxHashMap::default(); FAMILIES * FIELDS],
-            agg: rustc_hash::FxHashMap::default(),
+            row_classes: Vec::new(),
+            row_class_ids: rustc_hash::FxHashMap::default(),
+            interned: Interned::default(),
             last_peer: None,
         }
     }
@@ -651,9 +882,114 @@ impl Collector {
         self.meshed_peers = self.peers.iter().map(|p| p.to_string()).collect();
     }
 
-    /// Fold the per-range working counters into the mergeable fields (before a merge).
+    /// Fold the row classes into the public access counters, exactly as if every row had
+    /// been counted there on its own, in input order: classes are visited in order of their
+    /// first row, so new aggregate keys and workloads are admitted in the same order, and
+    /// examples are the earliest rows by row number.
     fn flush(&mut self) {
-        self.access_agg.extend(self.agg.drain());
+        let classes = std::mem::take(&mut self.row_classes);
+        self.row_class_ids.clear();
+        // Classes per signal, in order of first row.
+        let mut by_flag: BTreeMap<&'static str, Vec<&RowClass>> = BTreeMap::new();
+        let mut by_code: BTreeMap<u16, Vec<&RowClass>> = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut tcp_passthrough = Vec::new();
+        let mut chain_not_found = Vec::new();
+        for c in &classes {
+            let k = &c.key;
+            let workload = self.interned.workload_name(k.workload);
+            let cluster = self.interned.cluster_name(k.cluster);
+            match self
+                .access_rows_by_workload
+                .get_mut(workload.unwrap_or_default())
+            {
+                Some(n) => *n += c.count,
+                None => {
+                    self.access_rows_by_workload
+                        .insert(workload.unwrap_or_default().to_string(), c.count);
+                }
+            }
+            let key: AggKey = (
+                workload.unwrap_or_default().to_string(),
+                direction(cluster),
+                k.code,
+                k.flags.to_string(),
+                cluster.to_string(),
+            );
+            if let Some(n) = self.access_agg.get_mut(&key) {
+                *n += c.count;
+            } else if self.access_agg.len() < MAX_AGG_KEYS {
+                self.access_agg.insert(key, c.count);
+            } else {
+                self.access_agg_overflow += c.count;
+            }
+            for name in k.flags.names() {
+                if name != "OTHER" {
+                    by_flag.entry(name).or_default().push(c);
+                }
+            }
+            by_code.entry(k.code).or_default().push(c);
+            if is_failing(k.code, k.flags) {
+                failures.push(c);
+            }
+            if k.tcp_passthrough {
+                tcp_passthrough.push(c);
+            }
+            if k.chain_not_found {
+                chain_not_found.push(c);
+            }
+        }
+        let names = &self.interned;
+        for (name, cs) in by_flag {
+            add_classes(self.access_flags.entry(name).or_default(), &cs, names);
+        }
+        for (code, cs) in by_code {
+            add_classes(self.access_codes.entry(code).or_default(), &cs, names);
+        }
+        add_classes(&mut self.access_failures, &failures, names);
+        add_classes(&mut self.access_tcp_passthrough, &tcp_passthrough, names);
+        add_classes(
+            &mut self.access_filter_chain_not_found,
+            &chain_not_found,
+            names,
+        );
+        if self.interned.len() > MAX_INTERNED {
+            self.interned = Interned::default();
+        }
+    }
+
+    /// Count one access row in its class (see [`Collector::flush`]).
+    fn count_row(&mut self, key: RowClassKey, time: Option<i64>, at: (u32, u64)) {
+        let seq = self.access_rows;
+        let i = match self.row_class_ids.get(&key) {
+            Some(i) => *i,
+            None => {
+                if self.row_classes.len() >= MAX_ROW_CLASSES {
+                    self.flush();
+                }
+                self.row_classes.push(RowClass {
+                    key,
+                    count: 0,
+                    earliest: None,
+                    latest: None,
+                    examples: Vec::new(),
+                });
+                let i = self.row_classes.len() - 1;
+                self.row_class_ids.insert(key, i);
+                i
+            }
+        };
+        let Some(c) = self.row_classes.get_mut(i) else {
+            return;
+        };
+        c.count += 1;
+        if let Some(t) = time {
+            c.earliest = Some(c.earliest.map_or(t, |e| e.min(t)));
+            c.latest = Some(c.latest.map_or(t, |l| l.max(t)));
+        }
+        if c.examples.len() < MAX_EXAMPLES {
+            c.examples.push((seq, at.0, at.1));
+        }
     }
 
     /// Index of a rule pattern by its key `<rule-id>/pattern.<id>`.
@@ -802,79 +1138,38 @@ impl Collector {
         let wl = workload.as_deref();
         let at = (ctx.file, event.line);
         let time = event.time.map(|t| t.0);
-        self.access_rows += 1;
-        match self.access_rows_by_workload.get_mut(wl.unwrap_or_default()) {
-            Some(n) => *n += 1,
-            None => {
-                self.access_rows_by_workload
-                    .insert(wl.unwrap_or_default().to_string(), 1);
-            }
-        }
         let cluster = a.upstream_cluster.as_deref().unwrap_or("-");
-        let direction =
-            if cluster.starts_with("inbound") || cluster.starts_with("InboundPassthrough") {
-                "inbound"
-            } else if cluster == "-" {
-                "unknown"
-            } else {
-                "outbound"
-            };
-        // The key is built in a reused buffer: no allocation unless it is new.
-        let key = &mut self.agg_key;
-        key.0.clear();
-        key.0.push_str(wl.unwrap_or_default());
-        key.1 = direction;
-        key.2 = a.response_code;
-        key.3.clear();
-        let _ = write!(key.3, "{}", a.response_flags);
-        key.4.clear();
-        key.4.push_str(cluster);
-        // Counted in a hash map while reading (keys of `agg` and `access_agg` never
-        // overlap; together they are what `access_agg` alone would hold).
-        if let Some(n) = self.agg.get_mut(&self.agg_key) {
-            *n += 1;
-        } else if let Some(n) = self.access_agg.get_mut(&self.agg_key) {
-            *n += 1;
-        } else if self.agg.len() + self.access_agg.len() < MAX_AGG_KEYS {
-            self.agg.insert(self.agg_key.clone(), 1);
-        } else {
-            self.access_agg_overflow += 1;
-        }
-        for name in a.response_flags.names() {
-            if name != "OTHER" {
-                self.access_flags.entry(name).or_default().hit(wl, time, at);
-            }
-        }
-        self.access_codes
-            .entry(a.response_code)
-            .or_default()
-            .hit(wl, time, at);
-        const FAILURE_FLAGS: [&str; 13] = [
-            "UF", "UC", "UR", "UH", "UO", "NR", "URX", "DC", "UT", "LR", "DPE", "UPE", "SI",
-        ];
-        static FAILURE_MASK: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
-            FAILURE_FLAGS
-                .iter()
-                .filter_map(|f| ResponseFlags::flag(f))
-                .fold(0, |m, f| m | f.0)
-        });
-        let failing = a.response_code >= 500 || a.response_flags.0 & *FAILURE_MASK != 0;
-        if failing {
-            self.access_failures.hit(wl, time, at);
-            if self.access_fail_rows.len() < MAX_ACCESS_FAILURES {
-                self.access_fail_rows.push(AccessFail {
-                    file: ctx.file,
-                    line: event.line,
-                    time,
-                    workload: wl.map(str::to_string),
-                    code: a.response_code,
-                    flags: a.response_flags,
-                    request_id: a
-                        .request_id
-                        .as_deref()
-                        .map(|r| truncate(r, 80).into_boxed_str()),
-                });
-            }
+        let direction = direction(cluster);
+        static NR: std::sync::LazyLock<Option<ResponseFlags>> =
+            std::sync::LazyLock::new(|| ResponseFlags::flag("NR"));
+        let key = RowClassKey {
+            workload: self.interned.workload(wl),
+            cluster: self.interned.cluster(cluster),
+            flags: a.response_flags,
+            code: a.response_code,
+            tcp_passthrough: a.is_tcp() && cluster == "PassthroughCluster",
+            chain_not_found: NR.is_some_and(|nr| a.response_flags.contains(nr))
+                && a.response_code_details
+                    .as_deref()
+                    .is_some_and(|d| d.contains("filter_chain_not_found")),
+        };
+        self.count_row(key, time, at);
+        self.access_rows += 1;
+        if is_failing(a.response_code, a.response_flags)
+            && self.access_fail_rows.len() < MAX_ACCESS_FAILURES
+        {
+            self.access_fail_rows.push(AccessFail {
+                file: ctx.file,
+                line: event.line,
+                time,
+                workload: wl.map(str::to_string),
+                code: a.response_code,
+                flags: a.response_flags,
+                request_id: a
+                    .request_id
+                    .as_deref()
+                    .map(|r| truncate(r, 80).into_boxed_str()),
+            });
         }
         // A caller that presented Istio's SNI had a sidecar doing mTLS; the source of an
         // outbound row is the pod of the sidecar that logged it.
@@ -895,18 +1190,6 @@ impl Collector {
                 last.clear();
                 last.push_str(ip);
             }
-        }
-        if a.is_tcp() && cluster == "PassthroughCluster" {
-            self.access_tcp_passthrough.hit(wl, time, at);
-        }
-        static NR: std::sync::LazyLock<Option<ResponseFlags>> =
-            std::sync::LazyLock::new(|| ResponseFlags::flag("NR"));
-        if NR.is_some_and(|nr| a.response_flags.contains(nr))
-            && a.response_code_details
-                .as_deref()
-                .is_some_and(|d| d.contains("filter_chain_not_found"))
-        {
-            self.access_filter_chain_not_found.hit(wl, time, at);
         }
     }
 
@@ -995,22 +1278,60 @@ impl Collector {
     }
 
     fn patterns(&mut self, ctx: &InputContext<'_>, event: &Event<'_>) {
-        if self.patterns.list.is_empty() {
+        // Borrowed field by field: cloning the shared `Arc` per event made every worker
+        // write its reference count, one cache line bouncing between cores.
+        let Collector {
+            patterns,
+            filter_memo,
+            pattern_results,
+            ..
+        } = self;
+        let patterns: &Patterns = patterns;
+        if patterns.list.is_empty() {
             return;
         }
         let family = event.payload.family();
-        let patterns = Arc::clone(&self.patterns);
         let Some(indexes) = patterns.by_family.get(family as usize) else {
             return;
         };
         let mut pre = Pre {
-            patterns: &patterns,
+            patterns,
             family,
             state: [None; FIELDS],
-            memo: &mut self.filter_memo,
+            memo: filter_memo,
         };
         // The workload is looked up (and maybe built) once per event, and only on a hit.
         let mut workload = None;
+        let mut hit_at = |i: usize| {
+            if let Some(res) = pattern_results.get_mut(i) {
+                let w = workload.get_or_insert_with(|| ctx.workload_of(event));
+                res.hit(
+                    w.as_deref(),
+                    event.time.map(|t| t.0),
+                    (ctx.file, event.line),
+                );
+            }
+        };
+        if let Payload::Access(a) = &event.payload
+            && let Some(gates) = &patterns.access_gates
+        {
+            let mut cands = gates.candidates(a, &mut pre);
+            while cands != 0 {
+                let j = cands.trailing_zeros() as usize;
+                cands &= cands - 1;
+                let Some(&i) = gates.ids.get(j) else {
+                    continue;
+                };
+                if patterns
+                    .list
+                    .get(i)
+                    .is_some_and(|p| p.access_text_ok(a, &mut pre))
+                {
+                    hit_at(i);
+                }
+            }
+            return;
+        }
         for &i in indexes {
             let Some(p) = patterns.list.get(i) else {
                 continue;
@@ -1021,15 +1342,86 @@ impl Collector {
                 Payload::App(r) => p.matches_app(r, &mut pre),
                 Payload::Agent(a) => p.matches_agent(a, &mut pre),
             };
-            if hit && let Some(res) = self.pattern_results.get_mut(i) {
-                let w = workload.get_or_insert_with(|| ctx.workload_of(event));
-                res.hit(
-                    w.as_deref(),
-                    event.time.map(|t| t.0),
-                    (ctx.file, event.line),
-                );
+            if hit {
+                hit_at(i);
             }
         }
+    }
+}
+
+/// The text of an access row an access pattern's `field` names.
+fn access_text<'a>(a: &'a AccessEntry<'_>, field: Field) -> Option<&'a str> {
+    match field {
+        Field::ConnectionTerminationDetails => a.connection_termination_details.as_deref(),
+        Field::UpstreamTransportFailureReason => a.upstream_transport_failure_reason.as_deref(),
+        Field::UpstreamCluster => a.upstream_cluster.as_deref(),
+        Field::UpstreamHost => a.upstream_host.as_deref(),
+        Field::RouteName => a.route_name.as_deref(),
+        Field::RequestedServerName => a.requested_server_name.as_deref(),
+        Field::Authority => a.authority.as_deref(),
+        Field::Path => a.path.as_deref(),
+        Field::Method => a.method.as_deref(),
+        Field::UserAgent => a.user_agent.as_deref(),
+        Field::DownstreamRemoteAddress => a.downstream_remote_address.as_deref(),
+        Field::DownstreamLocalAddress => a.downstream_local_address.as_deref(),
+        _ => a.response_code_details.as_deref(),
+    }
+}
+
+/// Direction of an access row by its cluster (`-` when it names none).
+fn direction(cluster: &str) -> &'static str {
+    if cluster.starts_with("inbound") || cluster.starts_with("InboundPassthrough") {
+        "inbound"
+    } else if cluster == "-" {
+        "unknown"
+    } else {
+        "outbound"
+    }
+}
+
+/// An access row with a failure flag or a 5xx code.
+fn is_failing(code: u16, flags: ResponseFlags) -> bool {
+    const FAILURE_FLAGS: [&str; 13] = [
+        "UF", "UC", "UR", "UH", "UO", "NR", "URX", "DC", "UT", "LR", "DPE", "UPE", "SI",
+    ];
+    static FAILURE_MASK: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+        FAILURE_FLAGS
+            .iter()
+            .filter_map(|f| ResponseFlags::flag(f))
+            .fold(0, |m, f| m | f.0)
+    });
+    code >= 500 || flags.0 & *FAILURE_MASK != 0
+}
+
+/// Add the rows of these classes (in order of first row) to a signal, as if each row had
+/// been a [`SignalResult::hit`] in input order.
+fn add_classes(signal: &mut SignalResult, classes: &[&RowClass], names: &Interned) {
+    for c in classes {
+        signal.count += c.count;
+        if let Some(t) = c.earliest {
+            signal.first = Some(signal.first.map_or(t, |f| f.min(t)));
+        }
+        if let Some(t) = c.latest {
+            signal.last = Some(signal.last.map_or(t, |l| l.max(t)));
+        }
+        // A class's first row is its workload's first row among these classes.
+        if let Some(w) = names.workload_name(c.key.workload)
+            && signal.workloads.len() < MAX_WORKLOADS
+            && !signal.workloads.contains(w)
+        {
+            signal.workloads.insert(w.to_string());
+        }
+    }
+    let room = MAX_EXAMPLES.saturating_sub(signal.examples.len());
+    if room > 0 {
+        let mut rows: Vec<(u64, u32, u64)> = classes
+            .iter()
+            .flat_map(|c| c.examples.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        signal
+            .examples
+            .extend(rows.into_iter().take(room).map(|(_, f, l)| (f, l)));
     }
 }
 
@@ -1056,6 +1448,9 @@ impl Sink for Collector {
             .for_each(|r| r.line += lines);
         self.app_errors.iter_mut().for_each(|e| e.line += lines);
         self.agent.iter_mut().for_each(|a| a.line += lines);
+        for c in &mut self.row_classes {
+            c.examples.iter_mut().for_each(|e| e.2 += lines);
+        }
         let signals = self
             .access_flags
             .values_mut()

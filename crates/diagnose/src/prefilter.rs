@@ -46,6 +46,11 @@ impl Cands {
         any: true,
     };
 
+    /// Bit `id` set when pattern `id` (below 128) may match.
+    pub(crate) fn bits(self) -> u128 {
+        self.bits
+    }
+
     /// False only when pattern `id` cannot match.
     pub(crate) fn may(self, id: usize) -> bool {
         match u32::try_from(id).ok().and_then(|i| 1u128.checked_shl(i)) {
