@@ -953,7 +953,7 @@ impl Collector {
             &chain_not_found,
             names,
         );
-        if self.interned.len() > MAX_INTERNED {
+        if self.interned.len() >= MAX_INTERNED {
             self.interned = Interned::default();
         }
     }
@@ -964,9 +964,6 @@ impl Collector {
         let i = match self.row_class_ids.get(&key) {
             Some(i) => *i,
             None => {
-                if self.row_classes.len() >= MAX_ROW_CLASSES {
-                    self.flush();
-                }
                 self.row_classes.push(RowClass {
                     key,
                     count: 0,
@@ -1138,6 +1135,11 @@ impl Collector {
         let wl = workload.as_deref();
         let at = (ctx.file, event.line);
         let time = event.time.map(|t| t.0);
+        // Bounded memory for a long stream: fold before interning this row's names (a fold
+        // may drop the names the keys refer to).
+        if self.row_classes.len() >= MAX_ROW_CLASSES || self.interned.len() >= MAX_INTERNED {
+            self.flush();
+        }
         let cluster = a.upstream_cluster.as_deref().unwrap_or("-");
         let direction = direction(cluster);
         static NR: std::sync::LazyLock<Option<ResponseFlags>> =
@@ -1539,5 +1541,226 @@ impl Sink for Collector {
                 self.peers.insert(ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshdoctor_input::PathNames;
+    use meshdoctor_model::{Origin, Timestamp};
+    use std::borrow::Cow;
+
+    /// One generated access row: workload, cluster, code, flags, TCP, details, time.
+    type Row = (
+        Option<String>,
+        Option<String>,
+        u16,
+        u32,
+        bool,
+        Option<&'static str>,
+        Option<i64>,
+    );
+
+    /// Rows from a fixed pseudo-random sequence: runs of one workload (more than
+    /// [`MAX_WORKLOADS`] in all), more clusters than [`MAX_INTERNED`] and more classes than
+    /// [`MAX_ROW_CLASSES`] and aggregate keys than [`MAX_AGG_KEYS`] when `wide`.
+    fn rows(n: usize, wide: bool) -> Vec<Row> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let flag = |name| ResponseFlags::flag(name).map_or(0, |f| f.0);
+        let flag_sets = [
+            0,
+            flag("UF"),
+            flag("NR"),
+            flag("UC") | flag("URX"),
+            ResponseFlags::OTHER,
+            flag("DC") | ResponseFlags::OTHER,
+        ];
+        let (workloads, clusters) = if wide { (80, 6000) } else { (20, 30) };
+        let mut workload = None;
+        (0..n)
+            .map(|_| {
+                if next(20) == 0 {
+                    workload = match next(workloads + 1) {
+                        0 => None,
+                        w => Some(format!("w{w}")),
+                    };
+                }
+                let cluster = match next(clusters + 3) {
+                    0 => None,
+                    1 => Some("PassthroughCluster".to_string()),
+                    2 => Some("inbound|8080||".to_string()),
+                    c => Some(format!("outbound|80||c{c}")),
+                };
+                let code = [200, 0, 503, 404, 204][next(5) as usize];
+                let flags = flag_sets[next(flag_sets.len() as u64) as usize];
+                let details = ["via_upstream", "filter_chain_not_found"][next(2) as usize];
+                let time = (next(10) != 0).then(|| next(1_000_000) as i64);
+                (
+                    workload.clone(),
+                    cluster,
+                    code,
+                    flags,
+                    next(3) == 0,
+                    Some(details),
+                    time,
+                )
+            })
+            .collect()
+    }
+
+    fn feed(c: &mut Collector, rows: &[Row], first_line: u64) {
+        let names = PathNames::default();
+        let ctx = InputContext {
+            file: 7,
+            display: "x",
+            path_names: &names,
+            service_flag: None,
+        };
+        for (i, (workload, cluster, code, flags, tcp, details, time)) in rows.iter().enumerate() {
+            let entry = AccessEntry {
+                upstream_cluster: cluster.as_deref().map(Cow::Borrowed),
+                response_code: *code,
+                response_flags: ResponseFlags(*flags),
+                method: (!tcp).then_some(Cow::Borrowed("GET")),
+                response_code_details: details.map(Cow::Borrowed),
+                ..AccessEntry::default()
+            };
+            let event = Event {
+                line: first_line + i as u64,
+                line_count: 1,
+                time: time.map(Timestamp),
+                collector_time: None,
+                origin: Origin {
+                    workload: workload.as_deref().map(Cow::Borrowed),
+                    ..Origin::default()
+                },
+                payload: Payload::Access(Box::new(entry)),
+            };
+            c.event(&ctx, &event);
+        }
+    }
+
+    /// Every access counter, one row at a time, as the collector counted before row
+    /// classes.
+    fn one_by_one(rows: &[Row]) -> Collector {
+        let mut c = Collector::new(Arc::new(Patterns::default()));
+        for (i, (workload, cluster, code, flags, tcp, details, time)) in rows.iter().enumerate() {
+            let wl = workload.as_deref();
+            let at = (7, 1 + i as u64);
+            let flags = ResponseFlags(*flags);
+            c.access_rows += 1;
+            *c.access_rows_by_workload
+                .entry(wl.unwrap_or_default().to_string())
+                .or_default() += 1;
+            let cluster = cluster.as_deref().unwrap_or("-");
+            let key: AggKey = (
+                wl.unwrap_or_default().to_string(),
+                direction(cluster),
+                *code,
+                flags.to_string(),
+                cluster.to_string(),
+            );
+            if let Some(n) = c.access_agg.get_mut(&key) {
+                *n += 1;
+            } else if c.access_agg.len() < MAX_AGG_KEYS {
+                c.access_agg.insert(key, 1);
+            } else {
+                c.access_agg_overflow += 1;
+            }
+            for name in flags.names().filter(|n| *n != "OTHER") {
+                c.access_flags.entry(name).or_default().hit(wl, *time, at);
+            }
+            c.access_codes.entry(*code).or_default().hit(wl, *time, at);
+            if is_failing(*code, flags) {
+                c.access_failures.hit(wl, *time, at);
+            }
+            if *tcp && cluster == "PassthroughCluster" {
+                c.access_tcp_passthrough.hit(wl, *time, at);
+            }
+            if flags.has("NR") && *details == Some("filter_chain_not_found") {
+                c.access_filter_chain_not_found.hit(wl, *time, at);
+            }
+        }
+        c
+    }
+
+    /// The access counters as text (all but the private `last_workload`).
+    fn counters(c: &Collector) -> String {
+        let s = |r: &SignalResult| {
+            format!(
+                "{} {:?} {:?} {:?} {:?}\n",
+                r.count, r.workloads, r.first, r.last, r.examples
+            )
+        };
+        let mut out = format!(
+            "{} {:?}\n{:?}\n{}\n",
+            c.access_rows, c.access_rows_by_workload, c.access_agg, c.access_agg_overflow
+        );
+        for (k, v) in &c.access_flags {
+            out += &format!("{k} {}", s(v));
+        }
+        for (k, v) in &c.access_codes {
+            out += &format!("{k} {}", s(v));
+        }
+        for r in [
+            &c.access_failures,
+            &c.access_tcp_passthrough,
+            &c.access_filter_chain_not_found,
+        ] {
+            out += &s(r);
+        }
+        out
+    }
+
+    #[test]
+    fn row_classes_count_what_rows_counted_one_by_one() {
+        for (n, wide) in [(3000, false), (40_000, true)] {
+            let rows = rows(n, wide);
+            let mut c = Collector::new(Arc::new(Patterns::default()));
+            feed(&mut c, &rows, 1);
+            c.finish();
+            let expected = one_by_one(&rows);
+            assert!(
+                counters(&c) == counters(&expected),
+                "{n} rows differ:\n{}\n---\n{}",
+                counters(&c),
+                counters(&expected)
+            );
+            if wide {
+                // The limits were reached, so folds happened while reading.
+                assert!(c.access_agg_overflow > 0);
+                assert_eq!(c.access_flags["UF"].workloads.len(), MAX_WORKLOADS);
+            }
+        }
+    }
+
+    #[test]
+    fn cut_and_merged_rows_count_as_one_run() {
+        // Within the limits, a merge of shifted pieces equals one run.
+        let rows = rows(3000, false);
+        let mut whole = Collector::new(Arc::new(Patterns::default()));
+        feed(&mut whole, &rows, 1);
+        whole.finish();
+        let mut merged: Option<Collector> = None;
+        // Short first pieces, so later pieces' lines are among the examples.
+        for (start, end) in [(0, 2), (2, 3), (3, 1500), (1500, 3000)] {
+            let mut piece = Collector::new(Arc::new(Patterns::default()));
+            feed(&mut piece, &rows[start..end], 1);
+            piece.shift_lines(start as u64);
+            match &mut merged {
+                Some(m) => m.merge(piece),
+                None => merged = Some(piece),
+            }
+        }
+        let mut merged = merged.unwrap();
+        merged.finish();
+        assert_eq!(counters(&merged), counters(&whole));
     }
 }
