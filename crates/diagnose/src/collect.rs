@@ -334,19 +334,19 @@ pub struct Patterns {
     /// that text could match. When it does not match, no text test on that text can pass,
     /// so each text is scanned once instead of once per pattern.
     prefilter: Vec<Option<TextFilter>>,
-    /// The row conditions of the access patterns as bit sets (`None` with too many
-    /// patterns: then each is tried in turn).
+    /// Per family, the texts its patterns test (`None` with too many patterns: then each
+    /// is tried in turn).
+    text_masks: [Option<TextMasks>; FAMILIES],
+    /// The row conditions of the access patterns (`None` with too many patterns).
     access_gates: Option<AccessGates>,
 }
 
 /// The row conditions of the access patterns (code, flags, TCP, duration) as bit sets over
-/// those patterns, bit `j` standing for `ids[j]`: a row visits only the patterns whose
-/// conditions it meets instead of reading every pattern's conditions (most rows meet only
-/// the text-only patterns').
+/// those patterns (bit `id`): a row visits only the patterns whose conditions it meets
+/// instead of reading every pattern's conditions (most rows meet only the text-only
+/// patterns').
 #[derive(Debug, Default)]
 struct AccessGates {
-    /// Indexes into [`Patterns::list`], in rule order.
-    ids: Vec<usize>,
     /// Patterns without a code condition.
     any_code: u128,
     /// Patterns that list each code.
@@ -363,8 +363,41 @@ struct AccessGates {
     http_only: u128,
     /// Patterns with a duration bound: their bit, minimum and maximum.
     duration: Vec<(u128, Option<u64>, Option<u64>)>,
-    /// Per text: the patterns with a text test on it.
-    texts: Vec<(Field, u128)>,
+}
+
+/// Which patterns of one family test which text, as bit sets over the family's patterns
+/// (bit `id`), so an event visits only the patterns its texts may match: most events match
+/// none, and asking every pattern in turn cost more than the prefilter itself.
+#[derive(Debug, Default)]
+struct TextMasks {
+    /// Patterns without a text test (always visited).
+    no_text: u128,
+    /// Per text: the patterns with a test on it.
+    by_src: Vec<(Field, u128)>,
+}
+
+impl TextMasks {
+    /// `None` when the family has more patterns than bits.
+    fn new(list: &[CompiledPattern], ids: &[usize]) -> Option<TextMasks> {
+        if ids.len() > 128 {
+            return None;
+        }
+        let mut m = TextMasks::default();
+        for p in ids.iter().filter_map(|&i| list.get(i)) {
+            let bit = 1u128 << p.id;
+            if p.contains.is_none() && p.regex.is_none() {
+                m.no_text |= bit;
+                continue;
+            }
+            for src in p.field.sources() {
+                match m.by_src.iter_mut().find(|(f, _)| f == src) {
+                    Some((_, mask)) => *mask |= bit,
+                    None => m.by_src.push((*src, bit)),
+                }
+            }
+        }
+        Some(m)
+    }
 }
 
 impl AccessGates {
@@ -372,18 +405,9 @@ impl AccessGates {
         if ids.len() > 128 {
             return None;
         }
-        let mut g = AccessGates {
-            ids: ids.to_vec(),
-            ..AccessGates::default()
-        };
+        let mut g = AccessGates::default();
         for p in ids.iter().filter_map(|&i| list.get(i)) {
             let bit = 1u128 << p.id;
-            if p.contains.is_some() || p.regex.is_some() {
-                match g.texts.iter_mut().find(|(f, _)| *f == p.field) {
-                    Some((_, mask)) => *mask |= bit,
-                    None => g.texts.push((p.field, bit)),
-                }
-            }
             if p.code.is_empty() {
                 g.any_code |= bit;
             }
@@ -416,26 +440,9 @@ impl AccessGates {
         Some(g)
     }
 
-    /// The patterns that may match this row: its row conditions are met (what
-    /// [`CompiledPattern::matches_access`] checks before the text) and the prefilter of
-    /// the text they test did not rule them out.
-    fn candidates(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> u128 {
-        let mut c = self.row_candidates(a);
-        for &(field, mask) in &self.texts {
-            if c & mask == 0 {
-                continue;
-            }
-            match access_text(a, field) {
-                // A text test fails on a missing text.
-                None => c &= !mask,
-                Some(t) => c &= pre.cands(field, t).bits() | !mask,
-            }
-        }
-        c
-    }
-
-    /// The patterns whose row conditions this row meets.
-    fn row_candidates(&self, a: &AccessEntry<'_>) -> u128 {
+    /// The patterns whose row conditions (what [`CompiledPattern::matches_access`] checks
+    /// before the text) this row meets.
+    fn candidates(&self, a: &AccessEntry<'_>) -> u128 {
         let mut c = self.any_code | self.by_code.get(&a.response_code).copied().unwrap_or(0);
         let flags = a.response_flags.0;
         let mut any = self.no_flags_any;
@@ -495,10 +502,12 @@ impl Patterns {
         let access_gates = by_family
             .get(Family::EnvoyAccess as usize)
             .and_then(|ids| AccessGates::new(&list, ids));
+        let text_masks = by_family.each_ref().map(|ids| TextMasks::new(&list, ids));
         Patterns {
             list,
             by_family,
             prefilter,
+            text_masks,
             access_gates,
         }
     }
@@ -507,6 +516,35 @@ impl Patterns {
         self.prefilter
             .get(family as usize * FIELDS + text as usize)
             .and_then(Option::as_ref)
+    }
+
+    /// Run the tests the prefilter's answer `maybe` leaves on text `src` of a `family`
+    /// event: the exact answer, or `maybe` itself when the family has too many patterns
+    /// for one bit set.
+    fn exact(&self, family: Family, src: Field, text: &str, maybe: Cands) -> Cands {
+        let (Some(Some(masks)), Some(ids)) = (
+            self.text_masks.get(family as usize),
+            self.by_family.get(family as usize),
+        ) else {
+            return maybe;
+        };
+        let Some(&(_, mask)) = masks.by_src.iter().find(|(f, _)| *f == src) else {
+            return maybe;
+        };
+        let mut left = maybe.bits() & mask;
+        let mut bits = 0;
+        while left != 0 {
+            let j = left.trailing_zeros() as usize;
+            left &= left - 1;
+            if ids
+                .get(j)
+                .and_then(|&i| self.list.get(i))
+                .is_some_and(|p| p.text_test(text))
+            {
+                bits |= 1 << j;
+            }
+        }
+        Cands::exactly(bits)
     }
 
     /// Index of a pattern by key.
@@ -602,38 +640,33 @@ const MEMO_MAX: usize = 128;
 const MEMO_ENTRIES: usize = 512;
 
 impl Pre<'_> {
-    fn may_match(&mut self, id: usize, src: Field, text: &str) -> bool {
-        self.cands(src, text).may(id)
-    }
-
-    /// The patterns that may match `text`, the text `src` of this event.
+    /// The patterns that may match `text`, the text `src` of this event. A short text is
+    /// remembered with the exact answer (the tests run once per distinct text), so access
+    /// fields that repeat row after row cost one lookup.
     fn cands(&mut self, src: Field, text: &str) -> Cands {
         let Some(slot) = self.state.get_mut(src as usize) else {
             return Cands::ALL;
         };
-        let c = *slot.get_or_insert_with(|| {
-            let Some(f) = self.patterns.prefilter(self.family, src) else {
-                return Cands::ALL;
-            };
+        *slot.get_or_insert_with(|| {
+            let filter = self.patterns.prefilter(self.family, src);
+            let maybe = |text: &str| filter.map_or(Cands::ALL, |f| f.candidates(text));
             let memo = self
                 .memo
-                .get_mut(self.family as usize * FIELDS + src as usize);
+                .get_mut(self.family as usize * FIELDS + src as usize)
+                .filter(|_| text.len() <= MEMO_MAX);
             let Some(memo) = memo else {
-                return f.candidates(text);
+                return maybe(text);
             };
-            if text.len() > MEMO_MAX {
-                return f.candidates(text);
-            }
             if let Some(c) = memo.get(text) {
                 return *c;
             }
-            let c = f.candidates(text);
-            if memo.len() < MEMO_ENTRIES {
-                memo.insert(text.to_string(), c);
+            if memo.len() >= MEMO_ENTRIES {
+                return maybe(text);
             }
+            let c = self.patterns.exact(self.family, src, text, maybe(text));
+            memo.insert(text.to_string(), c);
             c
-        });
-        c
+        })
     }
 }
 
@@ -653,9 +686,18 @@ impl CompiledPattern {
         if self.contains.is_none() && self.regex.is_none() {
             return true;
         }
-        if !pre.may_match(self.id, src, t) {
+        let c = pre.cands(src, t);
+        if !c.may(self.id) {
             return false;
         }
+        if c.is_exact() {
+            return true;
+        }
+        self.text_test(t)
+    }
+
+    /// The `contains` and `regex` tests on one text.
+    fn text_test(&self, t: &str) -> bool {
         if let Some(c) = &self.contains {
             let hit = match &self.finder {
                 Some(f) => f.find(t.as_bytes()).is_some(),
@@ -1314,21 +1356,61 @@ impl Collector {
                 );
             }
         };
-        if let Payload::Access(a) = &event.payload
-            && let Some(gates) = &patterns.access_gates
+        if let Some(masks) = patterns
+            .text_masks
+            .get(family as usize)
+            .and_then(Option::as_ref)
         {
-            let mut cands = gates.candidates(a, &mut pre);
+            let mut cands = match &event.payload {
+                Payload::Access(a) => match &patterns.access_gates {
+                    Some(gates) => {
+                        // Each access pattern tests one text: drop those whose text is
+                        // missing or ruled out, asking only about texts still needed.
+                        let mut c = gates.candidates(a);
+                        for &(src, mask) in &masks.by_src {
+                            if c & mask == 0 {
+                                continue;
+                            }
+                            match access_text(a, src) {
+                                None => c &= !mask,
+                                Some(t) => c &= pre.cands(src, t).bits() | !mask,
+                            }
+                        }
+                        c
+                    }
+                    None => u128::MAX,
+                },
+                payload => {
+                    // An `any` pattern may match through any of its texts.
+                    let mut c = masks.no_text;
+                    for &(src, mask) in &masks.by_src {
+                        if let Some(t) = event_text(payload, src) {
+                            c |= pre.cands(src, t).bits() & mask;
+                        }
+                    }
+                    c
+                }
+            };
             while cands != 0 {
                 let j = cands.trailing_zeros() as usize;
                 cands &= cands - 1;
-                let Some(&i) = gates.ids.get(j) else {
+                let Some(&i) = indexes.get(j) else {
                     continue;
                 };
-                if patterns
-                    .list
-                    .get(i)
-                    .is_some_and(|p| p.access_text_ok(a, &mut pre))
-                {
+                let Some(p) = patterns.list.get(i) else {
+                    continue;
+                };
+                let hit = match &event.payload {
+                    Payload::Envoy(e) => p.matches_envoy(e, &mut pre),
+                    // Row conditions were checked by the gates.
+                    Payload::Access(a) if patterns.access_gates.is_some() => {
+                        p.access_text_ok(a, &mut pre)
+                    }
+                    Payload::Access(a) => p.matches_access(a, &mut pre),
+                    Payload::App(r) => p.matches_app(r, &mut pre),
+                    Payload::Agent(a) => p.matches_agent(a, &mut pre),
+                };
+                if hit {
                     hit_at(i);
                 }
             }
@@ -1348,6 +1430,23 @@ impl Collector {
                 hit_at(i);
             }
         }
+    }
+}
+
+/// The text `src` of an event that is not an access row (see [`Field::sources`]).
+fn event_text<'e>(payload: &'e Payload<'_>, src: Field) -> Option<&'e str> {
+    match payload {
+        Payload::Envoy(e) if src == Field::Logger => Some(&e.logger),
+        Payload::Envoy(e) => Some(&e.message),
+        Payload::Agent(a) if src == Field::Scope => a.scope.as_deref(),
+        Payload::Agent(a) => Some(&a.message),
+        Payload::App(r) => match src {
+            Field::StackTrace => r.stack_trace.as_deref(),
+            Field::RootCause => r.error.as_ref().map(|e| e.root_cause.as_ref()),
+            Field::Logger => r.logger.as_deref(),
+            _ => Some(&r.message),
+        },
+        Payload::Access(a) => access_text(a, src),
     }
 }
 
@@ -1550,6 +1649,7 @@ mod tests {
     use meshdoctor_input::PathNames;
     use meshdoctor_model::{Origin, Timestamp};
     use std::borrow::Cow;
+    use std::collections::BTreeSet;
 
     /// One generated access row: workload, cluster, code, flags, TCP, details, time.
     type Row = (
@@ -1738,6 +1838,46 @@ mod tests {
                 assert!(c.access_agg_overflow > 0);
                 assert_eq!(c.access_flags["UF"].workloads.len(), MAX_WORKLOADS);
             }
+        }
+    }
+
+    #[test]
+    fn indexed_patterns_find_what_every_pattern_in_turn_finds() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let (inputs, _) = meshdoctor_input::discover(
+            &[root.join("examples"), root.join("testdata/scenarios")],
+            &meshdoctor_input::DiscoverOptions::default(),
+        );
+        let rules = crate::rules::RuleSet::builtin().expect("built-in rules load");
+        let indexed = Arc::new(Patterns::compile(&rules));
+        // No prefilter, masks or gates: every pattern asked in turn, every test run.
+        let mut plain = Patterns::compile(&rules);
+        plain.prefilter.clear();
+        plain.text_masks = Default::default();
+        plain.access_gates = None;
+        let plain = Arc::new(plain);
+        let run = |patterns: &Arc<Patterns>| {
+            let options = meshdoctor_logs::RunOptions::default();
+            let mut out =
+                meshdoctor_logs::run(&inputs, &options, || Collector::new(Arc::clone(patterns)));
+            out.sink.finish();
+            out.sink.pattern_results
+        };
+        let (got, expected) = (run(&indexed), run(&plain));
+        let families: BTreeSet<Family> = got
+            .iter()
+            .zip(&indexed.list)
+            .filter(|(r, _)| r.count > 0)
+            .map(|(_, p)| p.family)
+            .collect();
+        assert!(families.len() >= 3, "hits in {families:?}");
+        for ((g, e), p) in got.iter().zip(&expected).zip(&indexed.list) {
+            assert_eq!(
+                (g.count, &g.workloads, g.first, g.last, &g.examples),
+                (e.count, &e.workloads, e.first, e.last, &e.examples),
+                "{}",
+                p.key
+            );
         }
     }
 

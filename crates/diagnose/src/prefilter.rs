@@ -37,6 +37,8 @@ pub(crate) struct Test<'a> {
 pub(crate) struct Cands {
     bits: u128,
     any: bool,
+    /// The bits are the answer, not a "maybe" (see [`Cands::exactly`]).
+    exact: bool,
 }
 
 impl Cands {
@@ -44,7 +46,23 @@ impl Cands {
     pub(crate) const ALL: Cands = Cands {
         bits: u128::MAX,
         any: true,
+        exact: false,
     };
+
+    /// The tests already run: the patterns (all below 128) of `bits` match, no other does.
+    /// The filter never answers this; a caller that ran the tests does.
+    pub(crate) fn exactly(bits: u128) -> Cands {
+        Cands {
+            bits,
+            any: false,
+            exact: true,
+        }
+    }
+
+    /// True when [`Cands::may`] is the answer itself.
+    pub(crate) fn is_exact(self) -> bool {
+        self.exact
+    }
 
     /// Bit `id` set when pattern `id` (below 128) may match.
     pub(crate) fn bits(self) -> u128 {
