@@ -197,6 +197,67 @@ impl Interned {
     }
 }
 
+/// Peer addresses: dotted IPv4 in canonical form as numbers (no allocation and no string
+/// hashing for each new caller), any other text as is.
+#[derive(Debug, Default)]
+struct PeerSet {
+    v4: rustc_hash::FxHashSet<u32>,
+    other: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl PeerSet {
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    fn insert(&mut self, ip: &str) {
+        match canonical_v4(ip) {
+            Some(n) => {
+                self.v4.insert(n);
+            }
+            None => {
+                if !self.other.contains(ip) {
+                    self.other.insert(ip.into());
+                }
+            }
+        }
+    }
+
+    fn extend(&mut self, later: PeerSet) {
+        self.v4.extend(later.v4);
+        self.other.extend(later.other);
+    }
+
+    /// Every address as text, in no order (a number prints back as the text it came from).
+    fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.v4
+            .iter()
+            .map(|n| std::net::Ipv4Addr::from(*n).to_string())
+            .chain(self.other.iter().map(|s| s.to_string()))
+    }
+}
+
+/// A dotted IPv4 address that prints back exactly as written (four decimal parts up to
+/// 255, no leading zeros), as a number.
+fn canonical_v4(s: &str) -> Option<u32> {
+    let mut n: u32 = 0;
+    let mut parts = 0;
+    for part in s.split('.') {
+        let b = part.as_bytes();
+        let ok = parts < 4
+            && matches!(b.len(), 1..=3)
+            && b.iter().all(u8::is_ascii_digit)
+            && (b.len() == 1 || b.first() != Some(&b'0'));
+        if !ok {
+            return None;
+        }
+        let v: u32 = part.parse().ok().filter(|v| *v <= 255)?;
+        n = (n << 8) | v;
+        parts += 1;
+    }
+    (parts == 4).then_some(n)
+}
+
 /// Names of one proxy instance.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceInfo {
@@ -632,12 +693,30 @@ struct Pre<'p> {
 
 /// Prefilter answers for short texts, per family and text: access fields (`via_upstream`,
 /// cluster names) repeat row after row.
-type FilterMemo = Vec<rustc_hash::FxHashMap<String, Cands>>;
+type FilterMemo = Vec<Memo>;
+
+/// The remembered answers for one family and text.
+#[derive(Clone, Debug, Default)]
+struct Memo {
+    answers: rustc_hash::FxHashMap<String, Cands>,
+    hits: u64,
+    misses: u64,
+}
+
+impl Memo {
+    /// Worth a lookup: on a text that rarely repeats (application messages) the lookup
+    /// only costs a hash of the text, so after a trial such a memo is no longer asked.
+    fn useful(&self) -> bool {
+        self.misses < MEMO_TRIAL || self.hits >= self.misses
+    }
+}
 
 /// Longest text remembered by the [`FilterMemo`].
 const MEMO_MAX: usize = 128;
 /// Most texts remembered per family and text.
 const MEMO_ENTRIES: usize = 512;
+/// Lookups that missed before a memo must show as many hits to be asked again.
+const MEMO_TRIAL: u64 = 2 * MEMO_ENTRIES as u64;
 
 impl Pre<'_> {
     /// The patterns that may match `text`, the text `src` of this event. A short text is
@@ -653,18 +732,20 @@ impl Pre<'_> {
             let memo = self
                 .memo
                 .get_mut(self.family as usize * FIELDS + src as usize)
-                .filter(|_| text.len() <= MEMO_MAX);
+                .filter(|m| text.len() <= MEMO_MAX && m.useful());
             let Some(memo) = memo else {
                 return maybe(text);
             };
-            if let Some(c) = memo.get(text) {
+            if let Some(c) = memo.answers.get(text) {
+                memo.hits += 1;
                 return *c;
             }
-            if memo.len() >= MEMO_ENTRIES {
+            memo.misses += 1;
+            if memo.answers.len() >= MEMO_ENTRIES {
                 return maybe(text);
             }
             let c = self.patterns.exact(self.family, src, text, maybe(text));
-            memo.insert(text.to_string(), c);
+            memo.answers.insert(text.to_string(), c);
             c
         })
     }
@@ -861,7 +942,7 @@ pub struct Collector {
     /// The set behind `meshed_peers` while reading: a hash set, because every outbound row
     /// looks its source up and every merge adds a range's set (a sorted set cost a dozen
     /// string comparisons per row and a walk over all kept addresses per merge).
-    peers: rustc_hash::FxHashSet<Box<str>>,
+    peers: PeerSet,
     /// Version hints already recorded (bits of [`Collector::hint`]).
     hinted: u8,
     /// Recent prefilter answers.
@@ -906,9 +987,9 @@ impl Collector {
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
             meshed_peers: std::collections::BTreeSet::new(),
-            peers: rustc_hash::FxHashSet::default(),
+            peers: PeerSet::default(),
             hinted: 0,
-            filter_memo: vec![rustc_hash::FxHashMap::default(); FAMILIES * FIELDS],
+            filter_memo: vec![Memo::default(); FAMILIES * FIELDS],
             row_classes: Vec::new(),
             row_class_ids: rustc_hash::FxHashMap::default(),
             interned: Interned::default(),
@@ -921,7 +1002,7 @@ impl Collector {
     /// [`Collector::meshed_peers`].
     pub fn finish(&mut self) {
         self.flush();
-        self.meshed_peers = self.peers.iter().map(|p| p.to_string()).collect();
+        self.meshed_peers = self.peers.texts().collect();
     }
 
     /// Fold the row classes into the public access counters, exactly as if every row had
@@ -1227,9 +1308,7 @@ impl Collector {
             let ip = crate::journey::peer_ip(remote);
             // Rows of one sidecar repeat its own address: skip the set lookup then.
             if self.last_peer.as_deref() != Some(ip) {
-                if !self.peers.contains(ip) {
-                    self.peers.insert(ip.into());
-                }
+                self.peers.insert(ip);
                 let last = self.last_peer.get_or_insert_with(String::new);
                 last.clear();
                 last.push_str(ip);
@@ -1631,13 +1710,13 @@ impl Sink for Collector {
         } else if self.peers.len() < MAX_MESHED_PEERS {
             // Over the cap, the later range's addresses fill the room in sorted order (as a
             // union of sorted sets would), so which ones are kept does not depend on hashing.
-            let mut later_peers: Vec<Box<str>> = later_peers.into_iter().collect();
+            let mut later_peers: Vec<String> = later_peers.texts().collect();
             later_peers.sort_unstable();
             for ip in later_peers {
                 if self.peers.len() >= MAX_MESHED_PEERS {
                     break;
                 }
-                self.peers.insert(ip);
+                self.peers.insert(&ip);
             }
         }
     }
@@ -1879,6 +1958,34 @@ mod tests {
                 p.key
             );
         }
+    }
+
+    #[test]
+    fn peer_addresses_kept_as_numbers_print_back_as_written() {
+        for ip in ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.10.200"] {
+            let n = canonical_v4(ip).expect(ip);
+            assert_eq!(std::net::Ipv4Addr::from(n).to_string(), ip);
+        }
+        for ip in [
+            "010.0.0.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "::1",
+            "",
+            "1..2.3",
+            "a.b.c.d",
+            "1.2.3.4 ",
+        ] {
+            assert_eq!(canonical_v4(ip), None, "{ip}");
+        }
+        let mut set = PeerSet::default();
+        for ip in ["10.0.0.1", "10.0.0.1", "010.0.0.1", "fe80::1", "fe80::1"] {
+            set.insert(ip);
+        }
+        let mut texts: Vec<String> = set.texts().collect();
+        texts.sort();
+        assert_eq!(texts, ["010.0.0.1", "10.0.0.1", "fe80::1"]);
     }
 
     #[test]
