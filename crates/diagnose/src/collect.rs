@@ -238,22 +238,26 @@ impl PeerSet {
 }
 
 /// A dotted IPv4 address that prints back exactly as written (four decimal parts up to
-/// 255, no leading zeros), as a number.
+/// 255, no leading zeros), as a number. Parsed byte by byte: it runs on most access rows.
 fn canonical_v4(s: &str) -> Option<u32> {
     let mut n: u32 = 0;
     let mut parts = 0;
-    for part in s.split('.') {
-        let b = part.as_bytes();
-        let ok = parts < 4
-            && matches!(b.len(), 1..=3)
-            && b.iter().all(u8::is_ascii_digit)
-            && (b.len() == 1 || b.first() != Some(&b'0'));
-        if !ok {
+    let (mut part, mut digits, mut leading_zero) = (0u32, 0, false);
+    for &b in s.as_bytes().iter().chain(std::iter::once(&b'.')) {
+        if b == b'.' {
+            if digits == 0 || part > 255 || parts == 4 {
+                return None;
+            }
+            n = (n << 8) | part;
+            parts += 1;
+            (part, digits, leading_zero) = (0, 0, false);
+        } else if b.is_ascii_digit() && digits < 3 && !leading_zero {
+            leading_zero = digits == 0 && b == b'0';
+            part = part * 10 + u32::from(b - b'0');
+            digits += 1;
+        } else {
             return None;
         }
-        let v: u32 = part.parse().ok().filter(|v| *v <= 255)?;
-        n = (n << 8) | v;
-        parts += 1;
     }
     (parts == 4).then_some(n)
 }
@@ -1978,6 +1982,23 @@ mod tests {
             "1.2.3.4 ",
         ] {
             assert_eq!(canonical_v4(ip), None, "{ip}");
+        }
+        // Same answer as "parses and prints back as written", on texts of digits and dots.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 17) as usize;
+            let text: String = (0..len)
+                .map(|i| b"0123456789.2.5"[((x >> (4 + 4 * i % 56)) % 14) as usize] as char)
+                .collect();
+            let expected = text
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .filter(|a| a.to_string() == text)
+                .map(u32::from);
+            assert_eq!(canonical_v4(&text), expected, "{text}");
         }
         let mut set = PeerSet::default();
         for ip in ["10.0.0.1", "10.0.0.1", "010.0.0.1", "fe80::1", "fe80::1"] {
