@@ -1,10 +1,12 @@
 //! The diagnosis sink: keeps, with bounded memory, what the engine needs from every event.
 //!
 //! Envoy lines become compact [`Step`]s (only lines that are part of a connection's life);
-//! access rows become counters plus capped examples; application errors and interesting
-//! pilot-agent lines are kept compactly with exact counts; rule patterns are evaluated here,
-//! on the fly, because events are borrowed and gone after the call. Everything merges in
-//! input order. This module must not score or decide anything.
+//! access rows become counters plus capped examples (counted per row class while reading,
+//! folded into the counters in input order); application errors and interesting pilot-agent
+//! lines are kept compactly with exact counts; rule patterns are evaluated here, on the fly,
+//! because events are borrowed and gone after the call (bit sets per family send an event
+//! only to the patterns its texts may match). Everything merges in input order. This module
+//! must not score or decide anything.
 
 use crate::journey::{Step, StepKind, classify, truncate};
 use crate::prefilter::{Cands, Test, TextFilter};
@@ -1002,7 +1004,7 @@ impl Collector {
     }
 
     /// Move what is still counted in working structures into the public fields; call once
-    /// reading is over, before reading [`Collector::access_agg`] or
+    /// reading is over, before reading the access counters (`access_*`) or
     /// [`Collector::meshed_peers`].
     pub fn finish(&mut self) {
         self.flush();

@@ -2,7 +2,8 @@
 //! message is scanned once instead of once per rule pattern.
 //!
 //! The filter only ever answers "maybe" or "no": a "no" must be exact (no test could pass),
-//! a "maybe" is followed by the real tests. This module must not decide a match itself.
+//! a "maybe" is followed by the real tests. This module must not decide a match itself (a
+//! caller that ran the tests may keep their answer as an exact [`Cands`]).
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, Span};
 use regex_syntax::hir::{Class, Hir, HirKind};
