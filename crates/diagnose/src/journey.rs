@@ -166,6 +166,27 @@ impl StepKind {
 
 /// Strip what a parser may have left in front of the message: a `[file:line] ` location
 /// (Istio 1.6 puts it inside the message) and `[C123]`/`[S456]`/`[Tags: ...]` prefixes.
+/// Byte position of a literal in a text. `str::find` and `str::contains` with a text pattern
+/// build a two-way searcher on every call, and [`classify`] runs on every Envoy line: this
+/// builds one searcher per call site, once.
+macro_rules! find_lit {
+    ($hay:expr, $needle:literal) => {{
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
+        FINDER.find($hay.as_bytes())
+    }};
+}
+
+/// The trimmed text after the first `marker` in `m`.
+macro_rules! after_lit {
+    ($m:expr, $marker:literal) => {{
+        let m: &str = $m;
+        find_lit!(m, $marker)
+            .and_then(|i| m.get(i + $marker.len()..))
+            .map(str::trim)
+    }};
+}
+
 fn strip_prefixes(mut m: &str) -> &str {
     loop {
         let t = m.trim_start();
@@ -173,21 +194,21 @@ fn strip_prefixes(mut m: &str) -> &str {
             && let Some(end) = rest.find(']')
         {
             let inner = &rest[..end];
-            let is_loc = inner.contains(".cc:") || inner.contains(".h:");
+            // Connection ids first: they are the usual prefix and the cheapest test.
             let is_id = (inner.starts_with('C') || inner.starts_with('S'))
                 && inner.len() > 1
                 && inner[1..].bytes().all(|b| b.is_ascii_digit());
-            if is_loc || is_id || inner.starts_with("Tags:") {
+            if is_id
+                || find_lit!(inner, ".cc:").is_some()
+                || find_lit!(inner, ".h:").is_some()
+                || inner.starts_with("Tags:")
+            {
                 m = &rest[end + 1..];
                 continue;
             }
         }
         return t;
     }
-}
-
-fn after<'m>(m: &'m str, marker: &str) -> Option<&'m str> {
-    m.find(marker).map(|i| m[i + marker.len()..].trim())
 }
 
 /// Normalise one Envoy line to a step kind and a short detail (SNI, reason, cluster...).
@@ -203,11 +224,11 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             if m.starts_with("new connection") {
                 Some((
                     StepKind::Accepted,
-                    after(m, "from").map(|s| truncate(s, 80)),
+                    after_lit!(m, "from").map(|s| truncate(s, 80)),
                 ))
-            } else if m.contains("no matching filter chain found") {
+            } else if find_lit!(m, "no matching filter chain found").is_some() {
                 // `closing connection from <ip:port>: no matching filter chain found`
-                let peer = after(m, "from ")
+                let peer = after_lit!(m, "from ")
                     .and_then(|s| s.split(": no matching").next())
                     .filter(|s| !s.is_empty() && !s.contains(' '))
                     .map(|s| truncate(s, 80));
@@ -232,10 +253,10 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             } else if m.starts_with("tls:onServerName()") {
                 Some((
                     StepKind::Sni,
-                    after(m, "requestedServerName:").and_then(&detail),
+                    after_lit!(m, "requestedServerName:").and_then(&detail),
                 ))
             } else if m.starts_with("tls:onALPN()") {
-                Some((StepKind::Alpn, after(m, "ALPN:").and_then(&detail)))
+                Some((StepKind::Alpn, after_lit!(m, "ALPN:").and_then(&detail)))
             } else if m.starts_with("tls inspector: new connection accepted") {
                 Some((StepKind::TlsInspector, None))
             } else if m.starts_with("tls inspector: parseClientHello failed") {
@@ -245,9 +266,9 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             } else if m.starts_with("http inspector: set application protocol to") {
                 Some((
                     StepKind::DetectedProtocol,
-                    after(m, "protocol to").and_then(&detail),
+                    after_lit!(m, "protocol to").and_then(&detail),
                 ))
-            } else if let Some(c) = after(m, "Creating connection to cluster") {
+            } else if let Some(c) = after_lit!(m, "Creating connection to cluster") {
                 Some((StepKind::TcpProxy, detail(c)))
             } else if m.starts_with("Cluster not found") {
                 Some((StepKind::ClusterNotFound, detail(m)))
@@ -256,13 +277,13 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
             }
         }
         "connection" => {
-            if m.starts_with("TLS error:") || m.contains("TLS_error:") {
+            if m.starts_with("TLS error:") || find_lit!(m, "TLS_error:").is_some() {
                 Some((StepKind::TlsError, tls_reason(m)))
             } else if m.starts_with("handshake error:") {
                 Some((StepKind::HandshakeError, detail(m)))
             } else if m.starts_with("handshake complete") {
                 Some((StepKind::HandshakeComplete, None))
-            } else if let Some(e) = after(m, "closing socket:") {
+            } else if let Some(e) = after_lit!(m, "closing socket:") {
                 Some(if e.starts_with('1') {
                     (StepKind::LocalClose, None)
                 } else {
@@ -272,7 +293,7 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
                 Some((StepKind::LocalClose, detail(m)))
             } else if m.starts_with("remote close") || m.starts_with("remote early close") {
                 Some((StepKind::RemoteClose, None))
-            } else if m.contains("rst close from peer") {
+            } else if find_lit!(m, "rst close from peer").is_some() {
                 Some((StepKind::RstFromPeer, None))
             } else if m.starts_with("delayed connect error")
                 || m.starts_with("raising immediate error")
@@ -280,18 +301,23 @@ pub fn classify(logger: &str, message: &str) -> Option<(StepKind, Option<String>
                 Some((StepKind::ConnectFailed, detail(m)))
             } else if m == "connected" {
                 Some((StepKind::Connected, None))
-            } else if m.contains("protocol error") || m.contains("dispatch error") {
+            } else if find_lit!(m, "protocol error").is_some()
+                || find_lit!(m, "dispatch error").is_some()
+            {
                 Some((StepKind::CodecError, detail(m)))
             } else {
                 None
             }
         }
-        "router" => after(m, "upstream reset: reset reason:").map(|r| {
+        "router" => after_lit!(m, "upstream reset: reset reason:").map(|r| {
             let reason = r.split(',').next().unwrap_or(r);
             (StepKind::UpstreamReset, detail(reason))
         }),
         "http" | "http2" | "client" => {
-            if m.contains("dispatch error") || m.contains("protocol error") || m.contains("HPE_") {
+            if find_lit!(m, "dispatch error").is_some()
+                || find_lit!(m, "protocol error").is_some()
+                || find_lit!(m, "HPE_").is_some()
+            {
                 Some((StepKind::CodecError, detail(m)))
             } else if logger == "http" && m.starts_with("stream reset") {
                 Some((StepKind::StreamReset, detail(m)))

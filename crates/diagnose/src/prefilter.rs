@@ -2,7 +2,8 @@
 //! message is scanned once instead of once per rule pattern.
 //!
 //! The filter only ever answers "maybe" or "no": a "no" must be exact (no test could pass),
-//! a "maybe" is followed by the real tests. This module must not decide a match itself.
+//! a "maybe" is followed by the real tests. This module must not decide a match itself (a
+//! caller that ran the tests may keep their answer as an exact [`Cands`]).
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, Span};
 use regex_syntax::hir::{Class, Hir, HirKind};
@@ -37,6 +38,8 @@ pub(crate) struct Test<'a> {
 pub(crate) struct Cands {
     bits: u128,
     any: bool,
+    /// The bits are the answer, not a "maybe" (see [`Cands::exactly`]).
+    exact: bool,
 }
 
 impl Cands {
@@ -44,7 +47,28 @@ impl Cands {
     pub(crate) const ALL: Cands = Cands {
         bits: u128::MAX,
         any: true,
+        exact: false,
     };
+
+    /// The tests already run: the patterns (all below 128) of `bits` match, no other does.
+    /// The filter never answers this; a caller that ran the tests does.
+    pub(crate) fn exactly(bits: u128) -> Cands {
+        Cands {
+            bits,
+            any: false,
+            exact: true,
+        }
+    }
+
+    /// True when [`Cands::may`] is the answer itself.
+    pub(crate) fn is_exact(self) -> bool {
+        self.exact
+    }
+
+    /// Bit `id` set when pattern `id` (below 128) may match.
+    pub(crate) fn bits(self) -> u128 {
+        self.bits
+    }
 
     /// False only when pattern `id` cannot match.
     pub(crate) fn may(self, id: usize) -> bool {

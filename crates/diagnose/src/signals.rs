@@ -280,13 +280,15 @@ pub struct SignalResult {
 
 /// How many example lines a signal keeps.
 pub const MAX_EXAMPLES: usize = 5;
+/// How many workloads a signal names.
+pub const MAX_WORKLOADS: usize = 64;
 
 impl SignalResult {
     /// Count one occurrence.
     pub fn hit(&mut self, workload: Option<&str>, time: Option<i64>, at: (u32, u64)) {
         self.count += 1;
         if let Some(w) = workload
-            && self.workloads.len() < 64
+            && self.workloads.len() < MAX_WORKLOADS
             && self.last_workload.as_deref() != Some(w)
         {
             if !self.workloads.contains(w) {
@@ -324,12 +326,12 @@ impl SignalResult {
             (a, b) => a.or(b),
         };
         let mut later_workloads = later.workloads;
-        if self.workloads.len() + later_workloads.len() <= 64 {
+        if self.workloads.len() + later_workloads.len() <= MAX_WORKLOADS {
             // Same union as the loop below, in one linear merge.
             self.workloads.append(&mut later_workloads);
         }
         for w in later_workloads {
-            if self.workloads.len() >= 64 {
+            if self.workloads.len() >= MAX_WORKLOADS {
                 break;
             }
             self.workloads.insert(w);
