@@ -32,7 +32,7 @@ pub const MAX_ACCESS_FAILURES: usize = 200_000;
 pub const MAX_AGENT: usize = 50_000;
 /// Most distinct access aggregate keys.
 pub const MAX_AGG_KEYS: usize = 10_000;
-/// Most addresses in [`Collector::meshed_peers`].
+/// Most addresses known to have a sidecar (see [`Collector::is_meshed_peer`]).
 pub const MAX_MESHED_PEERS: usize = 100_000;
 /// Most [`RowClass`]es counted before they are folded into the public fields.
 const MAX_ROW_CLASSES: usize = 4096;
@@ -222,6 +222,13 @@ impl PeerSet {
                     self.other.insert(ip.into());
                 }
             }
+        }
+    }
+
+    fn contains(&self, ip: &str) -> bool {
+        match canonical_v4(ip) {
+            Some(n) => self.v4.contains(&n),
+            None => self.other.contains(ip),
         }
     }
 
@@ -943,11 +950,9 @@ pub struct Collector {
     /// Istio version hints.
     pub versions: VersionHints,
     /// IPs known to have a sidecar: callers of inbound rows with an Istio SNI, and sources of
-    /// outbound rows (filled by [`Collector::finish`]).
-    pub meshed_peers: std::collections::BTreeSet<String>,
-    /// The set behind `meshed_peers` while reading: a hash set, because every outbound row
-    /// looks its source up and every merge adds a range's set (a sorted set cost a dozen
-    /// string comparisons per row and a walk over all kept addresses per merge).
+    /// outbound rows (asked through [`Collector::is_meshed_peer`]). A hash set, because every
+    /// outbound row looks its source up and every merge adds a range's set (a sorted set cost
+    /// a dozen string comparisons per row and a walk over all kept addresses per merge).
     peers: PeerSet,
     /// Version hints already recorded (bits of [`Collector::hint`]).
     hinted: u8,
@@ -959,7 +964,7 @@ pub struct Collector {
     row_class_ids: rustc_hash::FxHashMap<RowClassKey, usize>,
     /// Names the row class keys refer to.
     interned: Interned,
-    /// The latest address added to (or found in) `meshed_peers`.
+    /// The latest address added to (or found in) `peers`.
     last_peer: Option<String>,
 }
 
@@ -992,7 +997,6 @@ impl Collector {
             agent: Vec::new(),
             pattern_results: vec![SignalResult::default(); n],
             versions: VersionHints::default(),
-            meshed_peers: std::collections::BTreeSet::new(),
             peers: PeerSet::default(),
             hinted: 0,
             filter_memo: vec![Memo::default(); FAMILIES * FIELDS],
@@ -1004,11 +1008,21 @@ impl Collector {
     }
 
     /// Move what is still counted in working structures into the public fields; call once
-    /// reading is over, before reading the access counters (`access_*`) or
-    /// [`Collector::meshed_peers`].
+    /// reading is over, before reading the access counters (`access_*`).
     pub fn finish(&mut self) {
         self.flush();
-        self.meshed_peers = self.peers.texts().collect();
+    }
+
+    /// Whether `ip` is known to have a sidecar (see `peers`).
+    #[must_use]
+    pub fn is_meshed_peer(&self, ip: &str) -> bool {
+        self.peers.contains(ip)
+    }
+
+    /// Whether any address is known to have a sidecar.
+    #[must_use]
+    pub fn knows_meshed_peers(&self) -> bool {
+        self.peers.len() > 0
     }
 
     /// Fold the row classes into the public access counters, exactly as if every row had

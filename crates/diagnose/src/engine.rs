@@ -53,15 +53,22 @@ pub struct Analysis {
 pub fn analyse(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Analysis {
     let patterns = Arc::new(Patterns::compile(rules));
     let mut out = meshdoctor_logs::run(inputs, options, || Collector::new(Arc::clone(&patterns)));
-    out.sink.finish();
-    let journeys = assemble(&out.sink.steps);
+    // Three independent jobs after the parallel read, which would otherwise run one after
+    // the other while a core idles: folding the access counters, joining steps into
+    // journeys, reading the configuration.
+    let steps = std::mem::take(&mut out.sink.steps);
+    let ((journeys, config), ()) = rayon::join(
+        || rayon::join(|| assemble(&steps), || meshdoctor_config::load(inputs)),
+        || out.sink.finish(),
+    );
+    out.sink.steps = steps;
     Analysis {
         collector: out.sink,
         journeys,
         coverage: out.coverage,
         file_names: inputs.iter().map(|i| (i.id, i.display.clone())).collect(),
         inputs: inputs.to_vec(),
-        config: meshdoctor_config::load(inputs),
+        config,
     }
 }
 
@@ -263,7 +270,11 @@ struct Ctx<'a> {
 #[must_use]
 pub fn diagnose(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Diagnosis {
     let analysis = analyse(inputs, options, rules);
-    evaluate(&analysis, rules)
+    let diagnosis = evaluate(&analysis, rules);
+    // Freeing what was collected (steps, rows, names: many small allocations) takes as long
+    // as some of the analysis; nothing waits for it, so it happens beside the report.
+    rayon::spawn(move || drop(analysis));
+    diagnosis
 }
 
 /// Only the journey comparison.
@@ -361,6 +372,16 @@ fn loc_lines(a: &Analysis, at: &[(u32, u64)]) -> Vec<EvidenceLine> {
 /// Apply rules to an analysis.
 #[must_use]
 pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
+    // The journey comparison reads nothing the rules write: it runs beside them.
+    let (compare, diagnosis) = rayon::join(|| compare_output(a), || score(a, rules));
+    Diagnosis {
+        compare,
+        ..diagnosis
+    }
+}
+
+/// The rules' part of [`evaluate`]; `compare` is left empty.
+fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
     // Config (istiod / proxy images) names the version when the log layout does not.
     let version =
         crate::config_signals::version_with_config(a.collector.versions.range(), &a.config);
@@ -447,7 +468,7 @@ pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
             min_margin: VERDICT_MARGIN,
         },
         journeys: journey_stats(a),
-        compare: compare_output(a),
+        compare: CompareOutput::default(),
         app_errors: a
             .collector
             .app_classes
@@ -1066,8 +1087,7 @@ impl Ctx<'_> {
         };
         match name {
             "journey.failing" => self.journey_signal(|j| {
-                j.outcome(steps)
-                    .is_failing()
+                j.is_failing(steps)
                     .then(|| {
                         j.steps
                             .iter()
@@ -1078,7 +1098,7 @@ impl Ctx<'_> {
                     .map(|s| (s.file, s.line, s.time))
             }),
             "journey.succeeding" => self.journey_signal(|j| {
-                (!j.outcome(steps).is_failing()
+                (!j.is_failing(steps)
                     && (j.has(steps, StepKind::HandshakeComplete)
                         || j.has(steps, StepKind::Connected)
                         || j.has(steps, StepKind::TcpProxy)))
@@ -1121,9 +1141,7 @@ impl Ctx<'_> {
                     .map(|j| (j.file, j.instance))
                     .collect();
                 self.journey_signal(|j| {
-                    if !failing_proxies.contains(&(j.file, j.instance))
-                        || j.outcome(steps).is_failing()
-                    {
+                    if !failing_proxies.contains(&(j.file, j.instance)) || j.is_failing(steps) {
                         return None;
                     }
                     let s = j.first_of(steps, StepKind::Sni)?;
@@ -1131,14 +1149,16 @@ impl Ctx<'_> {
                 })
             }
             "journey.plaintext_from_unmeshed_peer" | "journey.plaintext_from_meshed_peer" => {
-                let meshed = self.meshed_peers();
+                let from_journeys = self.journey_meshed_peers();
                 let want_meshed = name == "journey.plaintext_from_meshed_peer";
-                if meshed.is_empty() {
+                let c = &self.a.collector;
+                if from_journeys.is_empty() && !c.knows_meshed_peers() {
                     return SignalResult::default();
                 }
                 self.journey_signal(|j| {
                     let (at, peer) = plaintext_rejection(j, steps)?;
-                    let known = meshed.contains(crate::journey::peer_ip(peer));
+                    let ip = crate::journey::peer_ip(peer);
+                    let known = c.is_meshed_peer(ip) || from_journeys.contains(ip);
                     (known == want_meshed).then_some((at.file, at.line, at.time))
                 })
             }
@@ -1335,9 +1355,11 @@ impl Ctx<'_> {
 
     /// IPs known to have a sidecar: from access rows (Istio SNI, outbound sources) and from
     /// journeys whose accept line names the peer and that carried SNI or went outbound.
-    fn meshed_peers(&self) -> BTreeSet<String> {
+    /// Peers the journeys show to have a sidecar, beyond those the access log showed
+    /// ([`Collector::is_meshed_peer`]).
+    fn journey_meshed_peers(&self) -> BTreeSet<&str> {
         let steps = &self.a.collector.steps;
-        let mut set = self.a.collector.meshed_peers.clone();
+        let mut set = BTreeSet::new();
         for j in &self.a.journeys.journeys {
             // SNI means the peer's sidecar did mTLS; an outbound journey (sniffing timeout,
             // TCP proxy to an outbound or passthrough cluster) starts at a pod with a sidecar.
@@ -1355,7 +1377,7 @@ impl Ctx<'_> {
                     .first_of(steps, StepKind::Accepted)
                     .and_then(|s| s.detail.as_deref())
             {
-                set.insert(crate::journey::peer_ip(peer).to_string());
+                set.insert(crate::journey::peer_ip(peer));
             }
         }
         set

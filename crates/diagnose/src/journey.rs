@@ -7,8 +7,9 @@
 //! `new connection` of the same proxy (and thread, when known) within a short window
 //! (formats.md §2.6). This module must not score or print anything.
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What one Envoy line says happened to a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -456,8 +457,10 @@ struct ProxyState {
 #[must_use]
 pub fn assemble(steps: &[Step]) -> Journeys {
     let mut out = Journeys::default();
-    let mut proxies: HashMap<(u32, u64), ProxyState> = HashMap::new();
-    let mut open: HashMap<(u32, u64, u32, u64), usize> = HashMap::new();
+    // Looked up once per step (hundreds of thousands): a fast hash, and nothing here
+    // depends on iteration order.
+    let mut proxies: FxHashMap<(u32, u64), ProxyState> = FxHashMap::default();
+    let mut open: FxHashMap<(u32, u64, u32, u64), usize> = FxHashMap::default();
     for (idx, s) in steps.iter().enumerate() {
         let key = (s.file, s.instance);
         let st = proxies.entry(key).or_default();
@@ -760,6 +763,14 @@ impl Journey {
         }
     }
 
+    /// `self.outcome(steps).is_failing()` without building the outcome's label: signals
+    /// ask it of every journey.
+    #[must_use]
+    pub fn is_failing(&self, steps: &[Step]) -> bool {
+        self.kinds(steps)
+            .any(|k| k.is_failure() || k == StepKind::ListenerFilterTimeout)
+    }
+
     /// Like [`Journey::outcome`], but a downstream connection without a failure of its own
     /// takes the failure of the upstream connection it was linked to (`upstream_<label>`).
     #[must_use]
@@ -971,6 +982,56 @@ mod tests {
             stream: None,
             kind,
             detail: None,
+        }
+    }
+
+    #[test]
+    fn is_failing_is_the_outcome_without_its_label() {
+        use StepKind::*;
+        let kinds = [
+            OriginalDst,
+            TlsInspector,
+            Sni,
+            Alpn,
+            ClientHelloFailed,
+            HttpInspector,
+            DetectedProtocol,
+            ListenerFilterTimeout,
+            ListenerFilterFallback,
+            Accepted,
+            FilterChainNotFound,
+            HandshakeComplete,
+            HandshakeError,
+            TlsError,
+            TcpProxy,
+            ClusterNotFound,
+            Connected,
+            ConnectFailed,
+            CodecError,
+            UpstreamReset,
+            StreamReset,
+            RstFromPeer,
+            RemoteClose,
+            LocalClose,
+            Cleanup,
+        ];
+        // Every kind alone and every pair, after an accepted connection.
+        for (a, b) in kinds
+            .iter()
+            .flat_map(|&a| kinds.iter().map(move |&b| (a, b)))
+        {
+            let steps = vec![
+                step(1, 0, Some(1), Accepted),
+                step(2, 1, Some(1), a),
+                step(3, 2, Some(1), b),
+            ];
+            for j in &assemble(&steps).journeys {
+                assert_eq!(
+                    j.is_failing(&steps),
+                    j.outcome(&steps).is_failing(),
+                    "{a:?} {b:?}"
+                );
+            }
         }
     }
 
