@@ -264,6 +264,8 @@ struct Ctx<'a> {
     a: &'a Analysis,
     cache: BTreeMap<String, SignalResult>,
     version: VersionRange,
+    /// [`Ctx::journey_meshed_peers`], worked out once for the signals that ask.
+    journey_peers: std::cell::OnceCell<BTreeSet<&'a str>>,
 }
 
 /// Run the whole diagnosis.
@@ -389,6 +391,7 @@ fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
         a,
         cache: BTreeMap::new(),
         version,
+        journey_peers: std::cell::OnceCell::new(),
     };
     let mut findings: Vec<(Finding, u64)> = rules
         .rules
@@ -917,7 +920,7 @@ const RESET_FAMILY: [ErrorClass; 3] = [
     ErrorClass::BrokenPipe,
 ];
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     fn signal(&mut self, name: &str) -> SignalResult {
         if let Some(r) = self.cache.get(name) {
             return r.clone();
@@ -1149,7 +1152,9 @@ impl Ctx<'_> {
                 })
             }
             "journey.plaintext_from_unmeshed_peer" | "journey.plaintext_from_meshed_peer" => {
-                let from_journeys = self.journey_meshed_peers();
+                let from_journeys = self
+                    .journey_peers
+                    .get_or_init(|| self.journey_meshed_peers());
                 let want_meshed = name == "journey.plaintext_from_meshed_peer";
                 let c = &self.a.collector;
                 if from_journeys.is_empty() && !c.knows_meshed_peers() {
@@ -1357,7 +1362,7 @@ impl Ctx<'_> {
     /// journeys whose accept line names the peer and that carried SNI or went outbound.
     /// Peers the journeys show to have a sidecar, beyond those the access log showed
     /// ([`Collector::is_meshed_peer`]).
-    fn journey_meshed_peers(&self) -> BTreeSet<&str> {
+    fn journey_meshed_peers(&self) -> BTreeSet<&'a str> {
         let steps = &self.a.collector.steps;
         let mut set = BTreeSet::new();
         for j in &self.a.journeys.journeys {
@@ -1584,6 +1589,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
+            journey_peers: std::cell::OnceCell::new(),
         };
         let r = ctx.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r.count, 1);
@@ -1609,6 +1615,7 @@ mod tests {
             a: &a2,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
+            journey_peers: std::cell::OnceCell::new(),
         };
         let r2 = ctx2.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r2.examples, vec![(1, 3)]);
@@ -1630,6 +1637,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
+            journey_peers: std::cell::OnceCell::new(),
         };
         assert_eq!(
             ctx.compute("journey.tls_error_http_request_without_sni")
@@ -1663,6 +1671,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
+            journey_peers: std::cell::OnceCell::new(),
         };
         let r = ctx.compute("journey.stalled_in_detection");
         assert_eq!(r.count, 2);
