@@ -167,8 +167,7 @@ impl TextFilter {
                 longest,
                 owners,
             } => LOWER.with_borrow_mut(|lower| {
-                lower.clear();
-                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                fold_into(lower, text);
                 let hay = lower.as_slice();
                 let mut c = Cands::default();
                 let mut add = |input: Input<'_>| -> bool {
@@ -216,6 +215,35 @@ impl TextFilter {
             }),
             TextFilter::Regex(r) if r.is_match(text) => Cands::ALL,
             TextFilter::Regex(_) => Cands::default(),
+        }
+    }
+}
+
+/// The two characters outside ASCII that Unicode case folding equates with ASCII letters.
+const LONG_S: char = '\u{17F}';
+const KELVIN: char = '\u{212A}';
+
+/// `text` as the literals are searched: ASCII letters lowercased, and the long s and the
+/// Kelvin sign folded to `s` and `k` as the rules' `(?i)` regexes fold them.
+fn fold_into(out: &mut Vec<u8>, text: &str) {
+    out.clear();
+    out.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+    if out.is_ascii() {
+        return;
+    }
+    out.clear();
+    for ch in text.chars() {
+        match ch {
+            LONG_S => out.push(b's'),
+            KELVIN => out.push(b'k'),
+            _ => {
+                let mut buf = [0u8; 4];
+                out.extend(
+                    ch.encode_utf8(&mut buf)
+                        .bytes()
+                        .map(|b| b.to_ascii_lowercase()),
+                );
+            }
         }
     }
 }
@@ -344,11 +372,18 @@ fn concat(items: &[Hir]) -> Req {
 }
 
 /// The one ASCII letter (lowercased) or byte a class stands for, if it is one ASCII
-/// character up to case. A class with any non-ASCII member (such as the Kelvin sign in
-/// `(?i)k`) is unknown, since the lowercased-ASCII search would miss it.
+/// character up to case. Unicode case folding puts the long s (`ſ`) in `(?i)s` and the
+/// Kelvin sign in `(?i)k`; the search text has them folded to `s` and `k` too (see
+/// [`fold_into`]), so those classes still stand for their letter. Any other non-ASCII
+/// member makes the class unknown, since the lowercased-ASCII search would miss it.
 fn class_byte(c: &Class) -> Option<u8> {
     let mut one: Option<u8> = None;
     let mut note = |b: u32| -> Option<()> {
+        let b = match char::from_u32(b) {
+            Some(LONG_S) => u32::from(b's'),
+            Some(KELVIN) => u32::from(b'k'),
+            _ => b,
+        };
         let b = u8::try_from(b)
             .ok()
             .filter(u8::is_ascii)?
@@ -406,9 +441,13 @@ mod tests {
         assert_eq!(req("a|bcd"), set(&["a", "bcd"]));
         assert_eq!(req("x.*yz"), set(&["yz"]));
         assert_eq!(req("^panic: "), Req::Exact(b"panic: ".to_vec()));
-        // `(?i)k` also matches the Kelvin sign: not a plain ASCII letter.
-        assert_eq!(req("(?i)kk"), Req::Unknown);
-        assert_eq!(req("(?i)walk"), set(&["wal"]));
+        // `(?i)k` also matches the Kelvin sign and `(?i)s` the long s; the search text
+        // folds both, so they stay letters.
+        assert_eq!(req("(?i)kk"), Req::Exact(b"kk".to_vec()));
+        assert_eq!(req("(?i)walk"), Req::Exact(b"walk".to_vec()));
+        assert_eq!(req("(?i)RST_STREAM"), Req::Exact(b"rst_stream".to_vec()));
+        // Other letters outside ASCII are not searched for.
+        assert_eq!(req("(?i)éé"), Req::Unknown);
         assert_eq!(req("a?"), Req::Unknown);
         assert_eq!(req("stream \\d+ closed"), set(&["stream "]));
     }
@@ -477,10 +516,32 @@ mod tests {
 
     #[test]
     fn unknown_literals_fall_back_to_one_regex() {
-        let f = filter(&[re(0, "(?i)kk"), re(1, "a+b")]);
+        let f = filter(&[re(0, "(?i)éé"), re(1, "a+b")]);
         assert!(matches!(f, TextFilter::Regex(_)));
-        assert!(f.candidates("x\u{212A}k").may(0));
+        assert!(f.candidates("xÉé").may(0));
         assert!(f.candidates("aab").may(1));
         assert!(!f.candidates("zzz").may(1));
+    }
+
+    #[test]
+    fn long_s_and_kelvin_sign_match_as_their_letters() {
+        let tests = [
+            re(0, "(?i)RST_STREAM|listening on"),
+            re(1, "(?i)Kill"),
+            re(2, "plain"),
+        ];
+        let f = filter(&tests);
+        assert!(matches!(f, TextFilter::Literals { .. }));
+        for (text, id) in [
+            ("got rst_\u{17F}tream", 0),
+            ("Li\u{17F}tening ON 0.0.0.0:80", 0),
+            ("\u{212A}ILL -9", 1),
+            ("é plain", 2),
+        ] {
+            let r = regex::Regex::new(tests[id].regex.unwrap()).unwrap();
+            assert!(r.is_match(text), "{text}");
+            assert!(f.candidates(text).may(id), "{text}");
+        }
+        assert!(!f.candidates("upstream connection").may(0));
     }
 }
