@@ -592,7 +592,7 @@ mod tests {
             time: None,
             collector_time: None,
             origin: Origin::default(),
-            payload: Payload::Envoy(EnvoyLine {
+            payload: Payload::Envoy(Box::new(EnvoyLine {
                 layout: EnvoyLayout::IstioTab,
                 level: Severity::Debug,
                 logger: Cow::Borrowed("connection"),
@@ -603,7 +603,7 @@ mod tests {
                 message: Cow::Borrowed(
                     "TLS error: 268435612:SSL routines:OPENSSL_internal:HTTP_REQUEST",
                 ),
-            }),
+            })),
         };
         assert!(Signature::TlsHandshakeError.matches(&e));
         assert!(

@@ -188,12 +188,12 @@ fn agent(json: SidecarJson<'_>) -> Option<Result<Parsed<'_>, SkipReason>> {
     Some(Ok(Parsed {
         time: Some(time.time),
         origin: Origin::default(),
-        payload: Payload::Agent(AgentLine {
+        payload: Payload::Agent(Box::new(AgentLine {
             proxy: AgentKind::IstioAgent,
             level,
             scope: json.scope.filter(|_| scope_ok),
             message: trim_cow_end(message),
-        }),
+        })),
     }))
 }
 

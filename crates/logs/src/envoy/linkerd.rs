@@ -53,12 +53,12 @@ pub(super) fn agent<'a>(
     Parsed {
         time: None,
         origin: Origin::default(),
-        payload: Payload::Agent(AgentLine {
+        payload: Payload::Agent(Box::new(AgentLine {
             proxy: AgentKind::LinkerdProxy,
             level,
             scope,
             message,
-        }),
+        })),
     }
 }
 

@@ -110,7 +110,7 @@ fn envoy_event(parts: EnvoyParts<'_>) -> Parsed<'_> {
     Parsed {
         time,
         origin: Origin::default(),
-        payload: Payload::Envoy(EnvoyLine {
+        payload: Payload::Envoy(Box::new(EnvoyLine {
             layout,
             level,
             logger,
@@ -119,7 +119,7 @@ fn envoy_event(parts: EnvoyParts<'_>) -> Parsed<'_> {
             connection_id: connection_id.or(prefix.connection_id),
             stream_id: stream_id.or(prefix.stream_id),
             message,
-        }),
+        })),
     }
 }
 

@@ -25,7 +25,7 @@ fn envoy(record: &str) -> (Option<String>, EnvoyLine<'_>) {
             time,
             payload: Payload::Envoy(line),
             ..
-        })) => (time.map(|t| t.to_string()), line),
+        })) => (time.map(|t| t.to_string()), *line),
         other => panic!("not an Envoy line: {record:?} -> {other:?}"),
     }
 }
@@ -36,7 +36,7 @@ fn agent(record: &str) -> (Option<String>, AgentLine<'_>) {
             time,
             payload: Payload::Agent(line),
             ..
-        })) => (time.map(|t| t.to_string()), line),
+        })) => (time.map(|t| t.to_string()), *line),
         other => panic!("not an agent line: {record:?} -> {other:?}"),
     }
 }

@@ -187,12 +187,12 @@ fn agent_line<'a>(
     Some(Ok(Parsed {
         time: Some(time),
         origin: Origin::default(),
-        payload: Payload::Agent(AgentLine {
+        payload: Payload::Agent(Box::new(AgentLine {
             proxy: AgentKind::IstioAgent,
             level,
             scope: scope.map(Cow::Borrowed),
             message: Cow::Borrowed(message),
-        }),
+        })),
     }))
 }
 
