@@ -428,6 +428,8 @@ macro_rules! json_line {
             values: SmallVec<[Flex<'a>; 12]>,
             /// What [`JsonLine::get`] answers for an absent key.
             absent: Flex<'a>,
+            /// Bit [`KeyTable::index`] set for each key the line has (see `first_str!`).
+            seen: u128,
             $($object: $ty,)*
         }
 
@@ -437,6 +439,7 @@ macro_rules! json_line {
                     slots: [NO_SLOT; PLAIN_KEYS],
                     values: SmallVec::new(),
                     absent: Flex::Absent,
+                    seen: 0,
                     $($object: Default::default(),)*
                 }
             }
@@ -525,6 +528,7 @@ macro_rules! json_line {
                         }
                     }
                 }
+                self.seen = seen;
                 Ok(())
             }
         }
@@ -792,6 +796,20 @@ macro_rules! first {
     };
 }
 
+/// The first non-blank string among the plain keys listed, in order, like `first!` over
+/// `take_str`; one test of the seen set answers for a group the line has none of, the
+/// usual case (most lines carry one spelling of a field, or none).
+macro_rules! first_str {
+    ($l:expr, [$($k:ident),+ $(,)?]) => {{
+        const MASK: u128 = 0 $(| (1u128 << (Key::$k as u32)))+;
+        if $l.seen & MASK == 0 {
+            None
+        } else {
+            first!($($l.take_str(Key::$k)),+)
+        }
+    }};
+}
+
 fn level_of<T>(value: &Flex<'_, T>) -> Option<Severity> {
     match value {
         Flex::Str(s) => severity_word(s),
@@ -847,18 +865,21 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
     .or(serilog.then_some(Severity::Info));
 
     // Message. structlog puts it in `event`; ECS uses `event` for an object (ignored).
-    let message = first!(
-        l.take_str(Key::message),
-        l.take_str(Key::msg),
-        l.take_str(Key::at_m),
-        l.take_str(Key::message_pascal),
-        l.take_str(Key::rendered_message),
-        l.take_str(Key::at_mt),
-        l.take_str(Key::message_template),
-        l.take_str(Key::event),
-        l.take_str(Key::short_message),
-        log_str,
-    );
+    let message = first_str!(
+        l,
+        [
+            message,
+            msg,
+            at_m,
+            message_pascal,
+            rendered_message,
+            at_mt,
+            message_template,
+            event,
+            short_message,
+        ]
+    )
+    .or(log_str);
 
     // pino and bunyan write the program name in `name`, next to `hostname` and a numeric
     // level; Python json loggers write the logger name there.
@@ -868,22 +889,28 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
     } else {
         (l.take_str(Key::name), None)
     };
-    let logger = first!(
-        l.take_str(Key::logger_name),
-        l.take_str(Key::logger),
-        l.take_str(Key::logger_name_camel),
-        l.take_str(Key::category),
-        l.take_str(Key::gelf_logger),
-        l.take_str(Key::log_logger),
-        ecs_logger.into_str(),
-        name_as_logger,
-    );
-    let thread = first!(
-        l.take_str(Key::thread_name),
-        l.take_str(Key::thread),
-        l.take_str(Key::thread_name_camel),
-        l.take_str(Key::gelf_thread),
-        l.take_str(Key::process_thread_name),
+    let logger = first_str!(
+        l,
+        [
+            logger_name,
+            logger,
+            logger_name_camel,
+            category,
+            gelf_logger,
+            log_logger,
+        ]
+    )
+    .or_else(|| ecs_logger.into_str())
+    .or(name_as_logger);
+    let thread = first_str!(
+        l,
+        [
+            thread_name,
+            thread,
+            thread_name_camel,
+            gelf_thread,
+            process_thread_name,
+        ]
     );
 
     let stack_trace = error_text(l);
@@ -892,37 +919,43 @@ pub(super) fn resolve<'a>(line: &mut JsonLine<'a>) -> Option<Fields<'a>> {
         return None;
     }
 
-    let request_id = first!(
-        l.take_str(Key::request_id_camel),
-        l.take_str(Key::request_id_pascal),
-        l.take_str(Key::request_id),
-        l.take_str(Key::x_request_id),
-        l.take_str(Key::x_request_id_upper),
-        l.take_str(Key::req_id_camel),
-        l.take_str(Key::req_id),
-        l.take_str(Key::http_request_id),
+    let request_id = first_str!(
+        l,
+        [
+            request_id_camel,
+            request_id_pascal,
+            request_id,
+            x_request_id,
+            x_request_id_upper,
+            req_id_camel,
+            req_id,
+            http_request_id,
+        ]
     );
-    let correlation_id = first!(
-        l.take_str(Key::x_correlation_id),
-        l.take_str(Key::x_correlation_id_upper),
-        l.take_str(Key::correlation_id_camel),
-        l.take_str(Key::correlation_id_pascal),
-        l.take_str(Key::correlation_id),
+    let correlation_id = first_str!(
+        l,
+        [
+            x_correlation_id,
+            x_correlation_id_upper,
+            correlation_id_camel,
+            correlation_id_pascal,
+            correlation_id,
+        ]
     );
     let (trace_str, trace_obj) = l.trace.take().split();
-    let trace_id = first!(
-        l.take_str(Key::trace_id_camel),
-        l.take_str(Key::trace_id_pascal),
-        l.take_str(Key::trace_id),
-        l.take_str(Key::trace_id_upper),
-        l.take_str(Key::trace_dot_id),
-        trace_obj.and_then(|t| t.id.into_str()),
-        trace_str,
-        l.take_str(Key::b3_trace_id),
-        l.take_str(Key::dd_trace_id),
-        l.take_str(Key::gcp_trace),
-        l.take_str(Key::at_tr),
-    );
+    let trace_id = first_str!(
+        l,
+        [
+            trace_id_camel,
+            trace_id_pascal,
+            trace_id,
+            trace_id_upper,
+            trace_dot_id,
+        ]
+    )
+    .or_else(|| trace_obj.and_then(|t| t.id.into_str()))
+    .or(trace_str)
+    .or_else(|| first_str!(l, [b3_trace_id, dd_trace_id, gcp_trace, at_tr]));
 
     let k8s = l.kubernetes.take().into_obj().unwrap_or_default();
     let (k8s_pod_str, k8s_pod_obj) = k8s.pod.split();
@@ -1025,16 +1058,18 @@ fn seconds_nanos(t: &SecondsNanos) -> Option<ParsedTime> {
 /// parts joined, so the text always names the error; that copy only happens on error lines.
 fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
     // A full trace as one string, in order of how explicit the key is.
-    let full = first!(
-        l.take_str(Key::stack_trace),
-        l.take_str(Key::exception_pascal),
-        l.take_str(Key::gelf_stack),
-        l.take_str(Key::at_x),
-        l.take_str(Key::error_stack_trace),
-        l.exception.take_str(),
-        l.take_str(Key::exc_info),
-        l.take_str(Key::exc_text),
-    );
+    let full = first_str!(
+        l,
+        [
+            stack_trace,
+            exception_pascal,
+            gelf_stack,
+            at_x,
+            error_stack_trace,
+        ]
+    )
+    .or_else(|| l.exception.take_str())
+    .or_else(|| first_str!(l, [exc_info, exc_text]));
     if let Some(full) = full {
         return Some(full);
     }
@@ -1059,7 +1094,7 @@ fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
     let value = first!(l.error.take_str(), l.err.take_str())
         .or_else(|| type_message(l.take_str(Key::error_type), l.take_str(Key::error_message)));
-    let go_stack = first!(l.take_str(Key::stacktrace), l.take_str(Key::stack));
+    let go_stack = first_str!(l, [stacktrace, stack]);
     match (value, go_stack) {
         (Some(v), Some(s)) if s.contains(v.as_ref()) => Some(s),
         (Some(v), Some(s)) => Some(Cow::Owned(format!("{v}\n{s}"))),
