@@ -418,6 +418,11 @@ pub struct Journey {
     /// The upstream connection this (downstream) connection was proxied to, when it could
     /// be linked (index into [`Journeys::journeys`]).
     pub upstream: Option<usize>,
+    /// Bit `kind as u32` set for each kind among `steps`, filled by [`assemble`]: signals
+    /// ask [`Journey::has`] of every journey, several kinds each.
+    kind_set: u32,
+    /// Whether a step of `steps` [`fails`], filled with `kind_set`.
+    failing: bool,
 }
 
 /// Journeys plus the bookkeeping of what could not be attached.
@@ -541,6 +546,8 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                     conn: None,
                     steps: Vec::new(),
                     upstream: None,
+                    kind_set: 0,
+                    failing: false,
                 };
                 if let Some(g) = take_group(&mut st.pending, s.thread) {
                     j.steps = g.steps;
@@ -565,6 +572,8 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                         conn: Some(id),
                         steps: Vec::new(),
                         upstream: None,
+                        kind_set: 0,
+                        failing: false,
                     };
                     if let Some(g) = take_group(&mut st.pending, s.thread) {
                         j.steps = g.steps;
@@ -590,6 +599,8 @@ pub fn assemble(steps: &[Step]) -> Journeys {
                                 conn: Some(id),
                                 steps: vec![idx],
                                 upstream: None,
+                                kind_set: 0,
+                                failing: false,
                             });
                         }
                     }
@@ -602,9 +613,27 @@ pub fn assemble(steps: &[Step]) -> Journeys {
         .flat_map(|p| p.pending.iter())
         .map(|g| g.steps.len() as u64)
         .sum::<u64>();
+    for j in &mut out.journeys {
+        let (kind_set, failing) = j.kinds(steps).fold((0, false), |(set, failing), k| {
+            (set | kind_bit(k), failing || fails(k))
+        });
+        (j.kind_set, j.failing) = (kind_set, failing);
+    }
     link_upstreams(&mut out, steps);
     out
 }
+
+/// A step of this kind makes its journey fail (see [`Journey::outcome`]).
+fn fails(kind: StepKind) -> bool {
+    kind.is_failure() || kind == StepKind::ListenerFilterTimeout
+}
+
+/// The bit of `kind` in [`Journey::kind_set`].
+fn kind_bit(kind: StepKind) -> u32 {
+    1u32.checked_shl(kind as u32).unwrap_or(0)
+}
+
+const _: () = assert!((StepKind::ProxyRestart as u32) < 32, "kind sets are u32");
 
 /// How far after `Creating connection to cluster` the upstream connection must start.
 pub const UPSTREAM_LINK_WINDOW_NS: i64 = 1_000_000_000;
@@ -718,6 +747,9 @@ impl Journey {
     /// True when the journey has a step of this kind.
     #[must_use]
     pub fn has(&self, steps: &[Step], kind: StepKind) -> bool {
+        if self.kind_set != 0 {
+            return self.kind_set & kind_bit(kind) != 0;
+        }
         self.kinds(steps).any(|k| k == kind)
     }
 
@@ -767,8 +799,10 @@ impl Journey {
     /// ask it of every journey.
     #[must_use]
     pub fn is_failing(&self, steps: &[Step]) -> bool {
-        self.kinds(steps)
-            .any(|k| k.is_failure() || k == StepKind::ListenerFilterTimeout)
+        if self.kind_set != 0 {
+            return self.failing;
+        }
+        self.kinds(steps).any(fails)
     }
 
     /// Like [`Journey::outcome`], but a downstream connection without a failure of its own

@@ -12,6 +12,7 @@ use crate::signals::EvidenceLine;
 use meshdoctor_input::{Access, InputFile, MappedFile, open_stream};
 use meshdoctor_logs::FileCoverage;
 use meshdoctor_logs::coverage::LineMark;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 
@@ -31,23 +32,25 @@ pub fn fill_lines(
             wanted.entry(l.file.as_str()).or_default().insert(l.line);
         }
     }
+    // Files are independent: read them on every core.
+    let per_file: Vec<(&str, Vec<(u64, String)>)> = wanted
+        .par_iter()
+        .filter_map(|(&file, nums)| {
+            let input = inputs.iter().find(|i| i.display == file)?;
+            let marks = coverage
+                .iter()
+                .find(|c| c.display == file)
+                .map_or(&[][..], |c| c.line_marks.as_slice());
+            let found = match input.access {
+                Access::Stdin => return None,
+                Access::Plain { .. } => read_mapped(input, marks, nums),
+                Access::Gzip => None,
+            };
+            Some((file, found.or_else(|| read_streamed(input, nums))?))
+        })
+        .collect();
     let mut texts: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for (file, nums) in wanted {
-        let Some(input) = inputs.iter().find(|i| i.display == file) else {
-            continue;
-        };
-        let marks = coverage
-            .iter()
-            .find(|c| c.display == file)
-            .map_or(&[][..], |c| c.line_marks.as_slice());
-        let found = match input.access {
-            Access::Stdin => continue,
-            Access::Plain { .. } => read_mapped(input, marks, &nums),
-            Access::Gzip => None,
-        };
-        let Some(found) = found.or_else(|| read_streamed(input, &nums)) else {
-            continue;
-        };
+    for (file, found) in per_file {
         for (n, text) in found {
             texts.insert((file.to_string(), n), text);
         }
