@@ -1020,7 +1020,7 @@ mod tests {
     }
 
     #[test]
-    fn is_failing_is_the_outcome_without_its_label() {
+    fn kind_sets_answer_as_the_steps_do() {
         use StepKind::*;
         let kinds = [
             OriginalDst,
@@ -1065,6 +1065,9 @@ mod tests {
                     j.outcome(&steps).is_failing(),
                     "{a:?} {b:?}"
                 );
+                for k in kinds {
+                    assert_eq!(j.has(&steps, k), j.kinds(&steps).any(|x| x == k), "{k:?}");
+                }
             }
         }
     }
