@@ -117,7 +117,7 @@ impl TextFilter {
         if let Some((lits, owners)) = literals(tests)
             && let Ok(searcher) = AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&lits)
         {
             let gate: Option<Vec<_>> = lits
