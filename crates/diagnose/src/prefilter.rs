@@ -227,8 +227,9 @@ const KELVIN: char = '\u{212A}';
 /// Kelvin sign folded to `s` and `k` as the rules' `(?i)` regexes fold them.
 fn fold_into(out: &mut Vec<u8>, text: &str) {
     out.clear();
-    out.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
-    if out.is_ascii() {
+    if text.is_ascii() {
+        out.extend_from_slice(text.as_bytes());
+        out.make_ascii_lowercase();
         return;
     }
     out.clear();
