@@ -251,6 +251,29 @@ trait KeyTable: Copy {
     fn index(self) -> usize;
 }
 
+/// The next key of `map` that table `K` knows, skipping the values of the others, and
+/// recording it in `seen` (bit [`KeyTable::index`]). A key seen before is an error, as
+/// `#[derive(Deserialize)]` makes it (`duplicate field`, a data error).
+fn next_known_key<'de, K: KeyTable, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut u128,
+) -> Result<Option<K>, A::Error> {
+    while let Some(key) = map.next_key_seed(KeySeed::<K>(PhantomData))? {
+        let Some(key) = key else {
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        };
+        let bit = 1u128 << key.index();
+        if *seen & bit != 0 {
+            let name = K::NAMES.get(key.index()).copied();
+            return Err(de::Error::duplicate_field(name.unwrap_or("?")));
+        }
+        *seen |= bit;
+        return Ok(Some(key));
+    }
+    Ok(None)
+}
+
 /// Declares an object struct from its key table (`field: type = "key"`, one row per key,
 /// every type a [`Flex`]) with its key enum and its in-place reader ([`FillObject`]).
 ///
@@ -299,17 +322,7 @@ macro_rules! json_object {
         impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
             fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
                 let mut seen = 0u128;
-                while let Some(key) = map.next_key_seed(KeySeed::<$keys>(PhantomData))? {
-                    let Some(key) = key else {
-                        map.next_value::<IgnoredAny>()?;
-                        continue;
-                    };
-                    let bit = 1u128 << key.index();
-                    if seen & bit != 0 {
-                        let name = <$keys as KeyTable>::NAMES.get(key.index()).copied();
-                        return Err(de::Error::duplicate_field(name.unwrap_or("?")));
-                    }
-                    seen |= bit;
+                while let Some(key) = next_known_key::<$keys, A>(&mut map, &mut seen)? {
                     match key {
                         $($keys::$field => self.$field.read_from(&mut map)?,)*
                     }
@@ -501,17 +514,7 @@ macro_rules! json_line {
         impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
             fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
                 let mut seen = 0u128;
-                while let Some(key) = map.next_key_seed(KeySeed::<$keys>(PhantomData))? {
-                    let Some(key) = key else {
-                        map.next_value::<IgnoredAny>()?;
-                        continue;
-                    };
-                    let bit = 1u128 << key.index();
-                    if seen & bit != 0 {
-                        let name = <$keys as KeyTable>::NAMES.get(key.index()).copied();
-                        return Err(de::Error::duplicate_field(name.unwrap_or("?")));
-                    }
-                    seen |= bit;
+                while let Some(key) = next_known_key::<$keys, A>(&mut map, &mut seen)? {
                     match key {
                         $($keys::$object => self.$object.read_from(&mut map)?,)*
                         plain => {
