@@ -636,7 +636,7 @@ fn compile_one(rule: &str, p: &Pattern) -> Option<CompiledPattern> {
         "message"
     };
     let regex = match &p.regex {
-        Some(r) => Some(regex::Regex::new(r).ok()?),
+        Some(r) => Some(crate::rules::compile_regex(r).ok()?),
         None => None,
     };
     let finder = p

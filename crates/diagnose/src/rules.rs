@@ -272,6 +272,24 @@ pub fn parse_rule(file: &str, text: &str) -> Result<Rule, RuleError> {
     Ok(rule)
 }
 
+/// A rule pattern's regex, compiled once per process: validating a rule compiles it, and
+/// the collector needs the same regex again (compiling each twice was a third of the time
+/// `diagnose` spends before reading).
+pub(crate) fn compile_regex(re: &str) -> Result<regex::Regex, regex::Error> {
+    static COMPILED: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut compiled = COMPILED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = compiled.get(re) {
+        return Ok(r.clone());
+    }
+    let r = regex::Regex::new(re)?;
+    compiled.insert(re.to_string(), r.clone());
+    Ok(r)
+}
+
 /// Check a rule: kebab-case id, weights, at least one anchor, known signals, valid
 /// patterns and version ranges.
 ///
@@ -390,7 +408,7 @@ fn check_pattern(p: &Pattern) -> Result<(), String> {
         ));
     }
     if let Some(re) = &p.regex {
-        regex::Regex::new(re).map_err(|e| format!("regex: {e}"))?;
+        compile_regex(re).map_err(|e| format!("regex: {e}"))?;
     }
     for f in p.flags_any.iter().chain(&p.flags_all) {
         if ResponseFlags::flag(f).is_none() {
