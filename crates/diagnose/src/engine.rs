@@ -6,7 +6,10 @@
 //! evidence; a rule is a candidate only when an anchor fires; the verdict is the top
 //! candidate when confidence >= [`VERDICT_BAR`] and it leads the runner-up by
 //! [`VERDICT_MARGIN`]; otherwise `inconclusive` with the evidence to collect next.
-//! This module must not print or format for a terminal.
+//! What runs after the parallel read runs alone on one core unless joined with rayon, so
+//! independent steps (folding counters, assembling journeys, reading config; the rules and
+//! the journey comparison) run side by side. This module must not print or format for a
+//! terminal.
 
 use crate::collect::{AgentKindOfInterest, Collector, Patterns};
 use crate::compare::{At, CompareResult, compare};
