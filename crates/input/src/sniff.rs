@@ -95,8 +95,10 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 pub fn sniff_content(head: &[u8]) -> ContentKind {
     // Valid UTF-8 (nearly every log) is borrowed after a fast check; `from_utf8_lossy`
     // walks it chunk by chunk even then.
-    let text = std::str::from_utf8(head)
-        .map_or_else(|_| String::from_utf8_lossy(head), std::borrow::Cow::Borrowed);
+    let text = std::str::from_utf8(head).map_or_else(
+        |_| String::from_utf8_lossy(head),
+        std::borrow::Cow::Borrowed,
+    );
     let mut lines = text
         .lines()
         .map(str::trim_end)
