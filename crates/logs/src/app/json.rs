@@ -274,28 +274,11 @@ fn next_known_key<'de, K: KeyTable, A: MapAccess<'de>>(
     Ok(None)
 }
 
-/// Declares an object struct from its key table (`field: type = "key"`, one row per key,
-/// every type a [`Flex`]) with its key enum and its in-place reader ([`FillObject`]).
-///
-/// The table replaces `#[derive(Deserialize)]`: the derived visitor stages every field in
-/// an `Option` and then moves the finished struct out through each return, which cost more
-/// than reading the line. Here the caller's struct is written directly and a bit set
-/// stands in for the `Option`s to reject a repeated key exactly as the derive did
-/// (`duplicate field`, a data error). Keys not in the table are skipped.
-macro_rules! json_object {
-    (
-        $(#[$doc:meta])*
-        struct $name:ident, keys $keys:ident {
-            $($field:ident: $ty:ty = $key:literal,)*
-        }
-    ) => {
-        $(#[$doc])*
-        #[derive(Debug, Default)]
-        pub(super) struct $name<'a> {
-            $($field: $ty,)*
-        }
-
-        /// A known key of the object.
+/// Declares the key enum of a table and its [`KeyTable`] impl: one variant per key, in
+/// table order.
+macro_rules! key_table {
+    ($keys:ident { $($field:ident = $key:literal,)* }) => {
+        /// A known key of the table.
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy)]
         enum $keys {
@@ -318,6 +301,31 @@ macro_rules! json_object {
         }
 
         const _: () = assert!(<$keys as KeyTable>::NAMES.len() <= 128, "the seen set is a u128");
+    };
+}
+
+/// Declares an object struct from its key table (`field: type = "key"`, one row per key,
+/// every type a [`Flex`]) with its key enum and its in-place reader ([`FillObject`]).
+///
+/// The table replaces `#[derive(Deserialize)]`: the derived visitor stages every field in
+/// an `Option` and then moves the finished struct out through each return, which cost more
+/// than reading the line. Here the caller's struct is written directly and a bit set
+/// stands in for the `Option`s to reject a repeated key exactly as the derive did
+/// (`duplicate field`, a data error). Keys not in the table are skipped.
+macro_rules! json_object {
+    (
+        $(#[$doc:meta])*
+        struct $name:ident, keys $keys:ident {
+            $($field:ident: $ty:ty = $key:literal,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub(super) struct $name<'a> {
+            $($field: $ty,)*
+        }
+
+        key_table!($keys { $($field = $key,)* });
 
         impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
             fn fill_object<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
@@ -458,51 +466,29 @@ macro_rules! json_line {
             }
         }
 
-        /// A known key; plain keys first, so a plain key's index is its slot index.
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy)]
-        enum $keys {
-            $($plain,)*
-            $($object,)*
-        }
+        // Plain keys first, so a plain key's index is its slot index.
+        key_table!($keys { $($plain = $plain_key,)* $($object = $object_key,)* });
 
-        impl KeyTable for $keys {
-            const NAMES: &'static [&'static str] = &[$($plain_key,)* $($object_key),*];
-
-            fn of(name: &str) -> Option<Self> {
-                match name {
-                    $($plain_key => Some($keys::$plain),)*
-                    $($object_key => Some($keys::$object),)*
+        impl<'a> $name<'a> {
+            /// Where a plain key's value is in `values`, if the line has the key.
+            fn slot(&self, key: $keys) -> Option<usize> {
+                match self.slots.get(key.index()) {
+                    Some(&slot) if slot != NO_SLOT => Some(usize::from(slot)),
                     _ => None,
                 }
             }
 
-            fn index(self) -> usize {
-                self as usize
-            }
-        }
-
-        const _: () = assert!(<$keys as KeyTable>::NAMES.len() <= 128, "the seen set is a u128");
-
-        impl<'a> $name<'a> {
             /// The value of a plain key (`Absent` when the line does not have it).
             fn get(&self, key: $keys) -> &Flex<'a> {
-                match self.slots.get(key.index()) {
-                    Some(&slot) if slot != NO_SLOT => {
-                        self.values.get(usize::from(slot)).unwrap_or(&self.absent)
-                    }
-                    _ => &self.absent,
-                }
+                self.slot(key)
+                    .and_then(|slot| self.values.get(slot))
+                    .unwrap_or(&self.absent)
             }
 
             /// Take the non-blank string out of a plain key, if it holds one.
             fn take_str(&mut self, key: $keys) -> Option<Cow<'a, str>> {
-                match self.slots.get(key.index()) {
-                    Some(&slot) if slot != NO_SLOT => {
-                        self.values.get_mut(usize::from(slot)).and_then(Flex::take_str)
-                    }
-                    _ => None,
-                }
+                let slot = self.slot(key)?;
+                self.values.get_mut(slot).and_then(Flex::take_str)
             }
 
             /// Whether a plain key is there with a value other than `null`.
