@@ -1019,36 +1019,40 @@ mod tests {
         }
     }
 
+    /// Every step kind, for tests that try them all.
+    pub(super) const ALL_KINDS: [StepKind; 26] = [
+        StepKind::OriginalDst,
+        StepKind::TlsInspector,
+        StepKind::Sni,
+        StepKind::Alpn,
+        StepKind::ClientHelloFailed,
+        StepKind::HttpInspector,
+        StepKind::DetectedProtocol,
+        StepKind::ListenerFilterTimeout,
+        StepKind::ListenerFilterFallback,
+        StepKind::Accepted,
+        StepKind::FilterChainNotFound,
+        StepKind::HandshakeComplete,
+        StepKind::HandshakeError,
+        StepKind::TlsError,
+        StepKind::TcpProxy,
+        StepKind::ClusterNotFound,
+        StepKind::Connected,
+        StepKind::ConnectFailed,
+        StepKind::CodecError,
+        StepKind::UpstreamReset,
+        StepKind::StreamReset,
+        StepKind::RstFromPeer,
+        StepKind::RemoteClose,
+        StepKind::LocalClose,
+        StepKind::Cleanup,
+        StepKind::ProxyRestart,
+    ];
+
     #[test]
     fn kind_sets_answer_as_the_steps_do() {
-        use StepKind::*;
-        let kinds = [
-            OriginalDst,
-            TlsInspector,
-            Sni,
-            Alpn,
-            ClientHelloFailed,
-            HttpInspector,
-            DetectedProtocol,
-            ListenerFilterTimeout,
-            ListenerFilterFallback,
-            Accepted,
-            FilterChainNotFound,
-            HandshakeComplete,
-            HandshakeError,
-            TlsError,
-            TcpProxy,
-            ClusterNotFound,
-            Connected,
-            ConnectFailed,
-            CodecError,
-            UpstreamReset,
-            StreamReset,
-            RstFromPeer,
-            RemoteClose,
-            LocalClose,
-            Cleanup,
-        ];
+        use StepKind::Accepted;
+        let kinds = ALL_KINDS;
         // Every kind alone and every pair, after an accepted connection.
         for (a, b) in kinds
             .iter()
@@ -1192,16 +1196,7 @@ mod proptests {
 
         #[test]
         fn assembly_never_panics(kinds in prop::collection::vec((0u8..26, prop::option::of(0u64..5), 0i64..100), 0..60)) {
-            let all = [
-                StepKind::OriginalDst, StepKind::TlsInspector, StepKind::Sni, StepKind::Alpn,
-                StepKind::ClientHelloFailed, StepKind::HttpInspector, StepKind::DetectedProtocol,
-                StepKind::ListenerFilterTimeout, StepKind::ListenerFilterFallback, StepKind::Accepted,
-                StepKind::FilterChainNotFound, StepKind::HandshakeComplete, StepKind::HandshakeError,
-                StepKind::TlsError, StepKind::TcpProxy, StepKind::ClusterNotFound, StepKind::Connected,
-                StepKind::ConnectFailed, StepKind::CodecError, StepKind::UpstreamReset,
-                StepKind::StreamReset, StepKind::RstFromPeer, StepKind::RemoteClose,
-                StepKind::LocalClose, StepKind::Cleanup, StepKind::ProxyRestart,
-            ];
+            let all = super::tests::ALL_KINDS;
             let steps: Vec<Step> = kinds.iter().enumerate().map(|(i, (k, c, t))| Step {
                 file: 0, line: i as u64 + 1, time: Some(*t * 1_000_000), instance: 0, thread: None,
                 conn: *c, stream: None, kind: all[usize::from(*k) % all.len()], detail: None,
