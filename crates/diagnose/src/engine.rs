@@ -329,28 +329,40 @@ fn input_summaries(a: &Analysis) -> Vec<InputSummary> {
 /// The comparison with example lines read back from the inputs.
 #[must_use]
 pub fn compare_output(a: &Analysis) -> CompareOutput {
+    let mut out = compare_unfilled(a);
+    fill_lines(&a.inputs, &a.coverage, &mut out.example_lines());
+    out
+}
+
+/// The comparison with its example lines' texts still empty.
+fn compare_unfilled(a: &Analysis) -> CompareOutput {
     let c = &a.collector;
     let result = compare(&a.journeys.journeys, &c.steps, |f, i| c.workload_of(f, i));
-    let mut failing_examples: Vec<Vec<EvidenceLine>> = result
+    let failing_examples = result
         .failing
         .iter()
         .map(|f| to_lines(a, &f.pattern.example))
         .collect();
-    let mut succeeding_examples: Vec<Vec<EvidenceLine>> = result
+    let succeeding_examples = result
         .succeeding
         .iter()
         .map(|s| to_lines(a, &s.example))
         .collect();
-    let mut all: Vec<&mut EvidenceLine> = failing_examples
-        .iter_mut()
-        .chain(succeeding_examples.iter_mut())
-        .flatten()
-        .collect();
-    fill_lines(&a.inputs, &a.coverage, &mut all);
     CompareOutput {
         result,
         failing_examples,
         succeeding_examples,
+    }
+}
+
+impl CompareOutput {
+    /// Every example line, to fill.
+    fn example_lines(&mut self) -> Vec<&mut EvidenceLine> {
+        self.failing_examples
+            .iter_mut()
+            .chain(self.succeeding_examples.iter_mut())
+            .flatten()
+            .collect()
     }
 }
 
@@ -377,15 +389,24 @@ fn loc_lines(a: &Analysis, at: &[(u32, u64)]) -> Vec<EvidenceLine> {
 /// Apply rules to an analysis.
 #[must_use]
 pub fn evaluate(a: &Analysis, rules: &RuleSet) -> Diagnosis {
-    // The journey comparison reads nothing the rules write: it runs beside them.
-    let (compare, diagnosis) = rayon::join(|| compare_output(a), || score(a, rules));
-    Diagnosis {
+    // The journey comparison reads nothing the rules write: it runs beside them. The lines
+    // both quote are read back together, one pass per file.
+    let (compare, diagnosis) = rayon::join(|| compare_unfilled(a), || score(a, rules));
+    let mut d = Diagnosis {
         compare,
         ..diagnosis
-    }
+    };
+    let mut all: Vec<&mut EvidenceLine> = d
+        .findings
+        .iter_mut()
+        .flat_map(|f| f.evidence.iter_mut().chain(f.counter_evidence.iter_mut()))
+        .collect();
+    all.extend(d.compare.example_lines());
+    fill_lines(&a.inputs, &a.coverage, &mut all);
+    d
 }
 
-/// The rules' part of [`evaluate`]; `compare` is left empty.
+/// The rules' part of [`evaluate`]: `compare` is left empty and evidence texts unread.
 fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
     // Config (istiod / proxy images) names the version when the log layout does not.
     let version =
@@ -428,14 +449,6 @@ fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
     } else {
         missing(&findings, rules, a, version)
     };
-    // Fill evidence line texts in one pass per file.
-    {
-        let mut all: Vec<&mut EvidenceLine> = findings
-            .iter_mut()
-            .flat_map(|f| f.evidence.iter_mut().chain(f.counter_evidence.iter_mut()))
-            .collect();
-        fill_lines(&a.inputs, &a.coverage, &mut all);
-    }
     let mut notes = Vec::new();
     if a.collector.steps_dropped > 0 {
         notes.push(format!(
