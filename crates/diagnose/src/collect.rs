@@ -247,28 +247,9 @@ impl PeerSet {
 }
 
 /// A dotted IPv4 address that prints back exactly as written (four decimal parts up to
-/// 255, no leading zeros), as a number. Parsed byte by byte: it runs on most access rows.
+/// 255, no leading zeros), as a number: exactly what the standard parser accepts.
 fn canonical_v4(s: &str) -> Option<u32> {
-    let mut n: u32 = 0;
-    let mut parts = 0;
-    let (mut part, mut digits, mut leading_zero) = (0u32, 0, false);
-    for &b in s.as_bytes().iter().chain(std::iter::once(&b'.')) {
-        if b == b'.' {
-            if digits == 0 || part > 255 || parts == 4 {
-                return None;
-            }
-            n = (n << 8) | part;
-            parts += 1;
-            (part, digits, leading_zero) = (0, 0, false);
-        } else if b.is_ascii_digit() && digits < 3 && !leading_zero {
-            leading_zero = digits == 0 && b == b'0';
-            part = part * 10 + u32::from(b - b'0');
-            digits += 1;
-        } else {
-            return None;
-        }
-    }
-    (parts == 4).then_some(n)
+    s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
 }
 
 /// Names of one proxy instance.
@@ -335,9 +316,9 @@ enum Field {
 }
 
 /// Number of [`Field`] variants (texts are indexed by `Field as usize`).
-const FIELDS: usize = 19;
+const FIELDS: usize = Field::ResponseCodeDetails as usize + 1;
 /// Number of [`Family`] variants.
-const FAMILIES: usize = 5;
+const FAMILIES: usize = Family::ALL.len();
 
 impl Field {
     fn resolve(family: Family, name: &str) -> Field {
@@ -404,8 +385,8 @@ pub struct Patterns {
     pub list: Vec<CompiledPattern>,
     /// Indexes into `list` per family (`Family as usize`), in rule order.
     by_family: [Vec<usize>; FAMILIES],
-    /// Per family and text: one regex matching whatever any of the family's text tests on
-    /// that text could match. When it does not match, no text test on that text can pass,
+    /// Per family and text: one [`TextFilter`] (a literal scan, else one regex) matching
+    /// whatever any of the family's text tests on that text could match. When it does not match, no text test on that text can pass,
     /// so each text is scanned once instead of once per pattern.
     prefilter: Vec<Option<TextFilter>>,
     /// Per family, the texts its patterns test (`None` with too many patterns: then each
@@ -794,9 +775,9 @@ impl CompiledPattern {
     fn text_test(&self, t: &str) -> bool {
         if let Some(c) = &self.contains {
             let hit = match &self.finder {
+                // A searcher is built for every case-sensitive `contains`.
                 Some(f) => f.find(t.as_bytes()).is_some(),
-                None if self.ignore_case => contains_ci(t, c),
-                None => memchr::memmem::find(t.as_bytes(), c.as_bytes()).is_some(),
+                None => contains_ci(t, c),
             };
             if !hit {
                 return false;
@@ -1999,7 +1980,7 @@ mod tests {
         ] {
             assert_eq!(canonical_v4(ip), None, "{ip}");
         }
-        // Same answer as "parses and prints back as written", on texts of digits and dots.
+        // The standard parser accepts exactly the texts that print back as written.
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..200_000 {
             x ^= x << 13;

@@ -232,7 +232,6 @@ fn fold_into(out: &mut Vec<u8>, text: &str) {
         out.make_ascii_lowercase();
         return;
     }
-    out.clear();
     for ch in text.chars() {
         match ch {
             LONG_S => out.push(b's'),
@@ -267,10 +266,14 @@ fn literals(tests: &[Test<'_>]) -> Option<(Vec<String>, Vec<Vec<usize>>)> {
             }
         };
         for l in lits {
-            if l.len() < MIN_LITERAL {
+            // Folded as the searched text is, or a literal holding `ſ` or the Kelvin sign
+            // (a case-sensitive user rule) would never be found in it.
+            let mut folded = Vec::new();
+            fold_into(&mut folded, std::str::from_utf8(&l).ok()?);
+            if folded.len() < MIN_LITERAL {
                 return None;
             }
-            let l = String::from_utf8(l).ok()?;
+            let l = String::from_utf8(folded).ok()?;
             match out.iter().position(|o| *o == l) {
                 Some(i) => owners.get_mut(i)?.push(t.id),
                 None => {
@@ -396,28 +399,24 @@ fn class_byte(c: &Class) -> Option<u8> {
         }
         Some(())
     };
-    match c {
-        Class::Unicode(u) => {
-            for r in u.ranges() {
-                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
-                if e - s > 1 {
-                    return None;
-                }
-                for b in s..=e {
-                    note(b)?;
-                }
-            }
+    let ranges: Vec<(u32, u32)> = match c {
+        Class::Unicode(u) => u
+            .ranges()
+            .iter()
+            .map(|r| (u32::from(r.start()), u32::from(r.end())))
+            .collect(),
+        Class::Bytes(b) => b
+            .ranges()
+            .iter()
+            .map(|r| (u32::from(r.start()), u32::from(r.end())))
+            .collect(),
+    };
+    for (s, e) in ranges {
+        if e - s > 1 {
+            return None;
         }
-        Class::Bytes(by) => {
-            for r in by.ranges() {
-                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
-                if e - s > 1 {
-                    return None;
-                }
-                for b in s..=e {
-                    note(b)?;
-                }
-            }
+        for b in s..=e {
+            note(b)?;
         }
     }
     one
@@ -544,5 +543,18 @@ mod tests {
             assert!(f.candidates(text).may(id), "{text}");
         }
         assert!(!f.candidates("upstream connection").may(0));
+    }
+
+    #[test]
+    fn case_sensitive_literals_with_long_s_are_folded_too() {
+        let tests = [re(0, "me\u{17F}\u{17F}age"), re(1, "plain")];
+        let f = filter(&tests);
+        let text = "a me\u{17F}\u{17F}age here";
+        assert!(
+            regex::Regex::new(tests[0].regex.unwrap())
+                .unwrap()
+                .is_match(text)
+        );
+        assert!(f.candidates(text).may(0));
     }
 }
