@@ -4,9 +4,9 @@
 //!
 //! This is the one module allowed `unsafe`: a mapping stays valid only while no other
 //! process truncates the file. If one does, touching the lost pages raises SIGBUS, the
-//! risk ripgrep also accepts for the speed. Callers fall back to positioned reads when
-//! mapping fails, and `RunOptions::use_mmap` turns mapping off. It must not be used for
-//! stdin, pipes or gzip (they are streams).
+//! risk ripgrep also accepts for the speed. Callers read the file instead when mapping
+//! fails; `RunOptions::use_mmap` turns mapping off for the reading pipeline. It must not be
+//! used for stdin, pipes or gzip (they are streams).
 #![allow(unsafe_code)]
 
 /// A read-only mapping of a whole regular file.

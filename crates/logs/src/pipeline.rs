@@ -8,7 +8,9 @@
 //! depend on how the input was cut: ranges start at record boundaries (see
 //! [`crate::record`]), each range numbers its lines from its own start, and the sink of each
 //! range is merged in input order after being shifted by the lines of the ranges before it,
-//! which are known by then. So every byte is read once and no pass exists only to count lines.
+//! which are known by then. So every byte is parsed once, and lines are counted while they
+//! are read; only a range whose read ran into the end of the file counts its own newlines
+//! again (see `newlines_in`), because the next range's first record was never seen.
 
 use crate::record::{MAX_CONTINUATION_LINES, MAX_LINE_BYTES, is_continuation};
 use crate::wrapper::{Envelope, Unwrapped, unwrap_line};
