@@ -771,6 +771,18 @@ impl CompiledPattern {
         self.text_test(t)
     }
 
+    /// Whether the pattern matches this payload. `gated`: an access row's conditions were
+    /// already checked by the access gates, so only its text is left.
+    fn matches(&self, payload: &Payload<'_>, gated: bool, pre: &mut Pre<'_>) -> bool {
+        match payload {
+            Payload::Envoy(e) => self.matches_envoy(e, pre),
+            Payload::Access(a) if gated => self.access_text_ok(a, pre),
+            Payload::Access(a) => self.matches_access(a, pre),
+            Payload::App(r) => self.matches_app(r, pre),
+            Payload::Agent(a) => self.matches_agent(a, pre),
+        }
+    }
+
     /// The `contains` and `regex` tests on one text.
     fn text_test(&self, t: &str) -> bool {
         if let Some(c) = &self.contains {
@@ -1480,17 +1492,8 @@ impl Collector {
                 let Some(p) = patterns.list.get(i) else {
                     continue;
                 };
-                let hit = match &event.payload {
-                    Payload::Envoy(e) => p.matches_envoy(e, &mut pre),
-                    // Row conditions were checked by the gates.
-                    Payload::Access(a) if patterns.access_gates.is_some() => {
-                        p.access_text_ok(a, &mut pre)
-                    }
-                    Payload::Access(a) => p.matches_access(a, &mut pre),
-                    Payload::App(r) => p.matches_app(r, &mut pre),
-                    Payload::Agent(a) => p.matches_agent(a, &mut pre),
-                };
-                if hit {
+                let gated = patterns.access_gates.is_some();
+                if p.matches(&event.payload, gated, &mut pre) {
                     hit_at(i);
                 }
             }
@@ -1500,13 +1503,7 @@ impl Collector {
             let Some(p) = patterns.list.get(i) else {
                 continue;
             };
-            let hit = match &event.payload {
-                Payload::Envoy(e) => p.matches_envoy(e, &mut pre),
-                Payload::Access(a) => p.matches_access(a, &mut pre),
-                Payload::App(r) => p.matches_app(r, &mut pre),
-                Payload::Agent(a) => p.matches_agent(a, &mut pre),
-            };
-            if hit {
+            if p.matches(&event.payload, false, &mut pre) {
                 hit_at(i);
             }
         }
