@@ -21,6 +21,7 @@ use crate::version::VersionRange;
 use meshdoctor_input::InputFile;
 use meshdoctor_logs::{FileCoverage, RunOptions};
 use meshdoctor_model::{ErrorClass, Timestamp};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -268,7 +269,7 @@ struct Ctx<'a> {
     cache: BTreeMap<String, SignalResult>,
     version: VersionRange,
     /// [`Ctx::journey_meshed_peers`], worked out once for the signals that ask.
-    journey_peers: std::cell::OnceCell<BTreeSet<&'a str>>,
+    journey_peers: std::sync::OnceLock<BTreeSet<&'a str>>,
 }
 
 /// Run the whole diagnosis.
@@ -415,8 +416,26 @@ fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
         a,
         cache: BTreeMap::new(),
         version,
-        journey_peers: std::cell::OnceCell::new(),
+        journey_peers: std::sync::OnceLock::new(),
     };
+    // Each signal is its own pass over the steps, journeys or rows, and none reads another:
+    // they are worked out on every core first, and the rules then read them in order.
+    let mut keys: Vec<String> = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.evidence.iter().map(move |e| signal_key(r, &e.signal)))
+        .chain([CLIENT_SIGNAL.to_string()])
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let computed: Vec<(String, SignalResult)> = keys
+        .into_par_iter()
+        .map(|k| {
+            let r = ctx.compute(&k);
+            (k, r)
+        })
+        .collect();
+    ctx.cache.extend(computed);
     let mut findings: Vec<(Finding, u64)> = rules
         .rules
         .iter()
@@ -655,6 +674,18 @@ fn missing(
     out
 }
 
+/// The signal that names the client side of a finding when its evidence names none.
+const CLIENT_SIGNAL: &str = "app.resets";
+
+/// The cache key of a rule's evidence signal: a rule's own patterns are named by the rule.
+fn signal_key(rule: &Rule, signal: &str) -> String {
+    if signal.starts_with("pattern.") {
+        format!("{}/{}", rule.id, signal)
+    } else {
+        signal.to_string()
+    }
+}
+
 fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
     let mut items = Vec::new();
     let mut pos = 1.0f64;
@@ -670,12 +701,7 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
     let mut first: Option<i64> = None;
     let mut last: Option<i64> = None;
     for e in &rule.evidence {
-        let key = if e.signal.starts_with("pattern.") {
-            format!("{}/{}", rule.id, e.signal)
-        } else {
-            e.signal.clone()
-        };
-        let res = ctx.signal(&key);
+        let res = ctx.signal(&signal_key(rule, &e.signal));
         let rate = res.rate();
         let version_ok = e
             .istio
@@ -769,7 +795,7 @@ fn score_rule(ctx: &mut Ctx<'_>, rule: &Rule) -> Option<(Finding, u64)> {
     let confidence = round2((1.0 - pos) * neg);
     // The client side of a pair is better named by who logged the app errors.
     if clients.is_empty() {
-        let app = ctx.signal("app.resets");
+        let app = ctx.signal(CLIENT_SIGNAL);
         clients.extend(
             app.workloads
                 .iter()
@@ -1605,7 +1631,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
-            journey_peers: std::cell::OnceCell::new(),
+            journey_peers: std::sync::OnceLock::new(),
         };
         let r = ctx.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r.count, 1);
@@ -1631,7 +1657,7 @@ mod tests {
             a: &a2,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
-            journey_peers: std::cell::OnceCell::new(),
+            journey_peers: std::sync::OnceLock::new(),
         };
         let r2 = ctx2.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r2.examples, vec![(1, 3)]);
@@ -1653,7 +1679,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
-            journey_peers: std::cell::OnceCell::new(),
+            journey_peers: std::sync::OnceLock::new(),
         };
         assert_eq!(
             ctx.compute("journey.tls_error_http_request_without_sni")
@@ -1687,7 +1713,7 @@ mod tests {
             a: &a,
             cache: BTreeMap::new(),
             version: VersionRange::ANY,
-            journey_peers: std::cell::OnceCell::new(),
+            journey_peers: std::sync::OnceLock::new(),
         };
         let r = ctx.compute("journey.stalled_in_detection");
         assert_eq!(r.count, 2);

@@ -7,6 +7,7 @@
 //! `new connection` of the same proxy (and thread, when known) within a short window
 //! (formats.md §2.6). This module must not score or print anything.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -461,12 +462,58 @@ struct ProxyState {
 /// Join steps (in input order: by file, then line) into journeys.
 #[must_use]
 pub fn assemble(steps: &[Step]) -> Journeys {
+    // A proxy's state never reaches into another file, and the reading pipeline keeps each
+    // file's steps together in input order: files are assembled on every core and joined in
+    // file order, which gives the journeys of one pass, in the same order.
+    let runs = file_runs(steps);
+    let mut files: Vec<u32> = runs.iter().map(|r| r.0).collect();
+    files.sort_unstable();
+    files.dedup();
+    if files.len() != runs.len() {
+        // A file's steps in two places (not what the pipeline makes): one pass keeps its
+        // proxies' state across the gap.
+        return assemble_run(steps, 0..steps.len());
+    }
+    let parts: Vec<Journeys> = runs
+        .into_par_iter()
+        .map(|(_, range)| assemble_run(steps, range))
+        .collect();
+    let mut out = Journeys::default();
+    for part in parts {
+        let before = out.journeys.len();
+        out.journeys.extend(part.journeys.into_iter().map(|mut j| {
+            j.upstream = j.upstream.map(|u| u + before);
+            j
+        }));
+        out.orphan_listener_lines += part.orphan_listener_lines;
+        out.restarts += part.restarts;
+        out.linked_upstream += part.linked_upstream;
+    }
+    out
+}
+
+/// The runs of consecutive steps from one file: (file, index range).
+fn file_runs(steps: &[Step]) -> Vec<(u32, std::ops::Range<usize>)> {
+    let mut runs: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        match runs.last_mut() {
+            Some((file, range)) if *file == s.file => range.end = i + 1,
+            _ => runs.push((s.file, i..i + 1)),
+        }
+    }
+    runs
+}
+
+/// [`assemble`] over `steps[range]`; journeys hold indexes into the whole `steps`.
+fn assemble_run(steps: &[Step], range: std::ops::Range<usize>) -> Journeys {
     let mut out = Journeys::default();
     // Looked up once per step (hundreds of thousands): a fast hash, and nothing here
     // depends on iteration order.
     let mut proxies: FxHashMap<(u32, u64), ProxyState> = FxHashMap::default();
     let mut open: FxHashMap<(u32, u64, u32, u64), usize> = FxHashMap::default();
-    for (idx, s) in steps.iter().enumerate() {
+    let first = range.start;
+    for (idx, s) in steps.get(range).unwrap_or_default().iter().enumerate() {
+        let idx = first + idx;
         let key = (s.file, s.instance);
         let st = proxies.entry(key).or_default();
         if s.kind == StepKind::ProxyRestart {
@@ -1208,6 +1255,41 @@ mod proptests {
                 let _ = x.outcome(&steps);
             }
             let _ = crate::compare::compare(&j.journeys, &steps, |_, _| None);
+        }
+
+        /// Files assembled apart and joined give the journeys of one pass over all steps,
+        /// in the same order, with the same upstream links and counts.
+        #[test]
+        fn files_assembled_apart_join_into_one_pass(
+            files in prop::collection::vec(
+                prop::collection::vec((0u8..26, prop::option::of(0u64..4), 0i64..40, 0u64..2), 0..30),
+                0..4,
+            ),
+        ) {
+            let all = super::tests::ALL_KINDS;
+            let mut steps = Vec::new();
+            for (file, kinds) in files.iter().enumerate() {
+                for (i, (k, c, t, instance)) in kinds.iter().enumerate() {
+                    steps.push(Step {
+                        file: u32::try_from(file).unwrap(),
+                        line: i as u64 + 1,
+                        time: Some(*t * 100_000_000),
+                        instance: *instance,
+                        thread: u32::try_from(i % 2).ok(),
+                        conn: *c,
+                        stream: None,
+                        kind: all[usize::from(*k) % all.len()],
+                        detail: None,
+                    });
+                }
+            }
+            let joined = assemble(&steps);
+            let one_pass = assemble_run(&steps, 0..steps.len());
+            prop_assert_eq!(format!("{:?}", joined.journeys), format!("{:?}", one_pass.journeys));
+            prop_assert_eq!(
+                (joined.orphan_listener_lines, joined.restarts, joined.linked_upstream),
+                (one_pass.orphan_listener_lines, one_pass.restarts, one_pass.linked_upstream)
+            );
         }
     }
 }
