@@ -89,6 +89,11 @@ pub struct FileCoverage {
     first_seen: Option<Timestamp>,
     #[serde(skip)]
     last_seen: Option<Timestamp>,
+    /// The workload and pod names the last counted event carried. The events of one file
+    /// nearly always repeat them, and then their workload is in `workloads` already: no
+    /// set lookup, and no workload built from the pod name, per event.
+    #[serde(skip)]
+    last_source: Option<(Option<String>, Option<String>)>,
 }
 
 impl FileCoverage {
@@ -118,6 +123,7 @@ impl FileCoverage {
             lines_counted: 0,
             first_seen: None,
             last_seen: None,
+            last_source: None,
         }
         .with_kind(input.content)
     }
@@ -148,11 +154,24 @@ impl FileCoverage {
         self.events += 1;
         self.lines_counted += u64::from(event.line_count);
         *self.families.entry(event.payload.family()).or_default() += 1;
-        if self.workloads.len() < MAX_WORKLOADS
-            && let Some(w) = ctx.workload_of(event)
-            && !self.workloads.contains(w.as_ref())
-        {
-            self.workloads.insert(w.into_owned());
+        let source = (
+            event.origin.workload.as_deref(),
+            event.origin.pod.as_deref(),
+        );
+        let same_source = self
+            .last_source
+            .as_ref()
+            .is_some_and(|(w, p)| w.as_deref() == source.0 && p.as_deref() == source.1);
+        if !same_source {
+            // The workload follows from these names and the input alone (one input per
+            // coverage record), so an event with the same names adds nothing.
+            if self.workloads.len() < MAX_WORKLOADS
+                && let Some(w) = ctx.workload_of(event)
+                && !self.workloads.contains(w.as_ref())
+            {
+                self.workloads.insert(w.into_owned());
+            }
+            self.last_source = Some((source.0.map(str::to_string), source.1.map(str::to_string)));
         }
         match event.time {
             Some(t) => {

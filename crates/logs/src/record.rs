@@ -32,6 +32,18 @@ const CONTINUATION_PREFIXES: &[&[u8]] = &[
     b"'",
 ];
 
+/// Bytes that begin some continuation prefix. Nearly every line starts with another byte
+/// (`{`, `[`, a digit), which settles it without comparing prefixes.
+static PREFIX_FIRST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < CONTINUATION_PREFIXES.len() {
+        table[CONTINUATION_PREFIXES[i][0] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 const EXCEPTION_SUFFIXES: &[&[u8]] = &[b"Exception", b"Error", b"Throwable", b"Fault", b"Exit"];
 
 /// True when `line` (already unwrapped, without its newline) continues the record above.
@@ -44,7 +56,9 @@ pub fn is_continuation(line: &[u8]) -> bool {
     if first == b' ' || first == b'\t' {
         return true;
     }
-    if CONTINUATION_PREFIXES.iter().any(|p| line.starts_with(p)) {
+    if PREFIX_FIRST_BYTES[usize::from(first)]
+        && CONTINUATION_PREFIXES.iter().any(|p| line.starts_with(p))
+    {
         return true;
     }
     // `at com.example.Foo.bar(Foo.java:12)` pasted without its indentation.
@@ -73,6 +87,37 @@ fn starts_with_exception_type(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `is_continuation` as written before the first-byte table.
+    fn continues_by_every_prefix(line: &[u8]) -> bool {
+        let Some(&first) = line.first() else {
+            return true;
+        };
+        first == b' '
+            || first == b'\t'
+            || CONTINUATION_PREFIXES.iter().any(|p| line.starts_with(p))
+            || (line.starts_with(b"at ") && line.contains(&b'('))
+            || (first.is_ascii_alphabetic() && starts_with_exception_type(line))
+    }
+
+    proptest! {
+        #[test]
+        fn first_byte_table_changes_no_answer(
+            head in prop::sample::select(CONTINUATION_PREFIXES.to_vec()),
+            cut in 0usize..40,
+            tail in "\\PC{0,30}",
+            other in "\\PC{0,40}",
+        ) {
+            let mut line = head[..cut.min(head.len())].to_vec();
+            line.extend_from_slice(tail.as_bytes());
+            prop_assert_eq!(is_continuation(&line), continues_by_every_prefix(&line));
+            prop_assert_eq!(
+                is_continuation(other.as_bytes()),
+                continues_by_every_prefix(other.as_bytes())
+            );
+        }
+    }
 
     #[test]
     fn continuation_shapes() {
