@@ -12,7 +12,7 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 const MIN_LITERAL: usize = 3;
 /// Most literals in one literal scan.
 const MAX_LITERALS: usize = 1024;
-/// Most literals per fast (Teddy) gate searcher.
+/// Most literals per fast (Teddy) gate searcher (the most a 16-bucket Teddy takes well).
 const GATE_CHUNK: usize = 64;
 
 thread_local! {
@@ -120,8 +120,13 @@ impl TextFilter {
                 .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&lits)
         {
+            // As few searchers as the limit allows, of equal size: a full one beside a small
+            // one puts more literals in each of its buckets, and Teddy's buckets share one
+            // fingerprint, so a fuller bucket stops more often on text that matches nothing
+            // (83 literals: 42 + 41 scan application messages a fifth faster than 64 + 19).
+            let searchers = lits.len().div_ceil(GATE_CHUNK).max(1);
             let gate: Option<Vec<_>> = lits
-                .chunks(GATE_CHUNK)
+                .chunks(lits.len().div_ceil(searchers).max(1))
                 .map(|chunk| {
                     aho_corasick::packed::Config::new()
                         .builder()
@@ -494,6 +499,31 @@ mod tests {
         assert!(!c.may(0) && c.may(200));
         let c = f.candidates("all good here");
         assert!(!c.may(0) && !c.may(1) && !c.may(200));
+    }
+
+    proptest::proptest! {
+        /// Whatever the number of literals (one gate searcher or several) and wherever they
+        /// fall in the text, a test whose literal the text holds is a candidate.
+        #[test]
+        fn no_literal_in_the_text_is_missed(
+            literals in proptest::collection::vec("[abAB :_]{3,7}", 2..150),
+            text in "[abAB :_x]{0,200}",
+        ) {
+            let tests: Vec<Test<'_>> = literals
+                .iter()
+                .enumerate()
+                .map(|(id, l)| Test { id, regex: None, contains: Some(l), ignore_case: true })
+                .collect();
+            let f = filter(&tests);
+            let c = f.candidates(&text);
+            let hay = text.to_ascii_lowercase();
+            for t in &tests {
+                let lit = t.contains.unwrap().to_ascii_lowercase();
+                if hay.contains(&lit) {
+                    proptest::prop_assert!(c.may(t.id), "{:?} in {:?}", lit, text);
+                }
+            }
+        }
     }
 
     #[test]
