@@ -120,13 +120,18 @@ impl TextFilter {
                 .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&lits)
         {
-            // As few searchers as the limit allows, of equal size: a full one beside a small
-            // one puts more literals in each of its buckets, and Teddy's buckets share one
-            // fingerprint, so a fuller bucket stops more often on text that matches nothing
-            // (83 literals: 42 + 41 scan application messages a fifth faster than 64 + 19).
-            let searchers = lits.len().div_ceil(GATE_CHUNK).max(1);
-            let gate: Option<Vec<_>> = lits
-                .chunks(lits.len().div_ceil(searchers).max(1))
+            // Teddy stops wherever a bucket's fingerprint (the first bytes of its literals,
+            // merged) fits the text, so the literals are dealt out to keep buckets alike:
+            // as few searchers as the limit allows, of equal size (a full one beside a
+            // small one crowds its buckets), each given a run of the sorted literals (it
+            // puts literals with the same first bytes in one bucket). For the 83 literals
+            // of the built-in application rules this scans messages a fifth and stack
+            // traces a third faster than 64 + 19 in rule order.
+            let mut sorted: Vec<&str> = lits.iter().map(String::as_str).collect();
+            sorted.sort_unstable();
+            let searchers = sorted.len().div_ceil(GATE_CHUNK).max(1);
+            let gate: Option<Vec<_>> = sorted
+                .chunks(sorted.len().div_ceil(searchers).max(1))
                 .map(|chunk| {
                     aho_corasick::packed::Config::new()
                         .builder()
