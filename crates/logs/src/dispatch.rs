@@ -118,7 +118,7 @@ fn application_json_first(record: &str) -> Option<Result<Parsed<'_>, SkipReason>
     {
         return None;
     }
-    let (result, sidecar_keys) = app::parse_json_noting_sidecar_keys(record)?;
+    let (result, sidecar_keys) = app::parse_json_line_noting_sidecar_keys(record)?;
     // A line the application parser rejects may still be a sidecar's.
     let parsed = result.ok()?;
     if sidecar_keys && let Some(r) = envoy::parse_json(record) {

@@ -706,19 +706,27 @@ impl<K: KeyTable> Visitor<'_> for KeySeed<K> {
 /// Parse one JSON record. Text after the object (a plain stack trace a logger printed on
 /// the following lines) becomes the stack trace when the object carries none.
 pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
-    parse_noting_sidecar_keys(record).0
+    let mut sidecar_keys = false;
+    let one_line = memchr::memchr(b'\n', record.trim_start().as_bytes()).is_none();
+    parse_line(record, one_line, &mut sidecar_keys)
 }
 
-/// [`parse`], also telling whether the object has a top-level `msg`, `target` or `scope`
+/// [`parse`] of a record known to be one physical line (the caller looked for a newline
+/// already), also telling whether the object has a top-level `msg`, `target` or `scope`
 /// key (not null): every pilot-agent and linkerd-proxy JSON line has one, so without them
 /// the sidecar parser need not be asked (see `envoy::names_envoy_scope`).
-pub(super) fn parse_noting_sidecar_keys(record: &str) -> (Result<Parsed<'_>, SkipReason>, bool) {
+pub(super) fn parse_line_noting_sidecar_keys(line: &str) -> (Result<Parsed<'_>, SkipReason>, bool) {
     let mut sidecar_keys = false;
-    let result = parse_line(record, &mut sidecar_keys);
+    let result = parse_line(line, true, &mut sidecar_keys);
     (result, sidecar_keys)
 }
 
-fn parse_line<'a>(record: &'a str, sidecar_keys: &mut bool) -> Result<Parsed<'a>, SkipReason> {
+/// `one_line`: the record holds no newline (then no trailing text can follow the object).
+fn parse_line<'a>(
+    record: &'a str,
+    one_line: bool,
+    sidecar_keys: &mut bool,
+) -> Result<Parsed<'a>, SkipReason> {
     let trimmed = record.trim_start();
     if !trimmed.starts_with('{') {
         return Err(
@@ -730,7 +738,7 @@ fn parse_line<'a>(record: &'a str, sidecar_keys: &mut bool) -> Result<Parsed<'a>
         );
     }
     let mut line = JsonLine::default();
-    let trailing = if memchr::memchr(b'\n', trimmed.as_bytes()).is_none() {
+    let trailing = if one_line {
         // One physical line, the common case: no stream bookkeeping and no trailing trace,
         // and the struct is filled where it lies.
         let mut de = serde_json::Deserializer::from_str(trimmed);

@@ -44,17 +44,18 @@ pub fn parse_json(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     Some(json::parse(record))
 }
 
-/// [`parse_json`] for the dispatcher's application-first path: also says whether the
-/// object has a top-level `msg`, `target` or `scope` key, the keys without which no sidecar
-/// JSON line is claimed. `None` for a Splunk list-view paste.
+/// [`parse_json`] for the dispatcher's application-first path, on a record of one
+/// physical line (no newline; the dispatcher has looked): also says whether the object has
+/// a top-level `msg`, `target` or `scope` key, the keys without which no sidecar JSON line
+/// is claimed. `None` for a Splunk list-view paste.
 #[must_use]
-pub fn parse_json_noting_sidecar_keys(
-    record: &str,
+pub fn parse_json_line_noting_sidecar_keys(
+    line: &str,
 ) -> Option<(Result<Parsed<'_>, SkipReason>, bool)> {
-    if splunk::is_list_view(record) {
+    if splunk::is_list_view(line) {
         return None;
     }
-    Some(json::parse_noting_sidecar_keys(record))
+    Some(json::parse_line_noting_sidecar_keys(line))
 }
 
 /// What every layout extracts before the record is built.
