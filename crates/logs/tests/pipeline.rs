@@ -46,6 +46,8 @@ const VOCABULARY: &[&str] = &[
     "{not json",
     "plain words nobody understands",
     "\u{1}\u{2}binary",
+    "2024-05-01 10:00:00.123 ERROR 1 --- [exec-3] c.e.X : nul \u{0} inside",
+    "\u{0}",
 ];
 
 fn run_on(
