@@ -15,7 +15,7 @@ mod sniff;
 
 pub use map::MappedFile;
 pub use names::{PathNames, names_from_path, workload_from_pod};
-pub use open::{ByteSource, open_stream, read_at_most};
+pub use open::{ByteSource, open_stream, read_at_most, read_full};
 pub use sniff::{ContentKind, sniff_content};
 
 use meshdoctor_model::FileId;

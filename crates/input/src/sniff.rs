@@ -73,21 +73,14 @@ pub(crate) fn sniff_file(path: &Path) -> std::io::Result<(Access, ContentKind)> 
     Ok((Access::Plain { len }, sniff_content(&head)))
 }
 
+/// Fill `buf` as far as the reader goes; a read that fails after some bytes came ends the
+/// sample there (a sniff needs only the first lines).
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if filled > 0 => {
-                let _ = e;
-                break;
-            }
-            Err(e) => return Err(e),
-        }
+    match crate::read_full(reader, buf) {
+        Ok(n) | Err((n, _)) if n > 0 => Ok(n),
+        Ok(n) => Ok(n),
+        Err((_, e)) => Err(e),
     }
-    Ok(filled)
 }
 
 /// Classify the first bytes of an input.

@@ -18,7 +18,9 @@ use crate::{
     coverage::{FileCoverage, LineMark},
     dispatch::parse_record,
 };
-use meshdoctor_input::{Access, InputFile, MappedFile, PathNames, open_stream, read_at_most};
+use meshdoctor_input::{
+    Access, InputFile, MappedFile, PathNames, open_stream, read_at_most, read_full,
+};
 use meshdoctor_model::{Event, Family, FileId, Origin, SkipReason};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -740,20 +742,6 @@ fn process_stream<S: Sink>(
             buffer.consume(step.consumed);
         }
     }
-}
-
-/// Fill `dst` from a stream; fewer bytes only at its end. On an error, how much was read.
-fn read_full(reader: &mut impl Read, dst: &mut [u8]) -> Result<usize, (usize, std::io::Error)> {
-    let mut filled = 0;
-    while filled < dst.len() {
-        match reader.read(&mut dst[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((filled, e)),
-        }
-    }
-    Ok(filled)
 }
 
 fn context<'a>(input: &'a InputFile, options: &'a RunOptions) -> InputContext<'a> {
