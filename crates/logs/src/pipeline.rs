@@ -690,20 +690,9 @@ fn process_stream<S: Sink>(
         use_prefilter,
     };
     // A stream has no ranges: every record in the bytes so far is this task's.
-    let mut process = |bytes: &[u8], at_eof: bool, use_prefilter: bool, cov: &mut FileCoverage| {
-        cursor.use_prefilter = use_prefilter;
-        process_buffer(
-            bytes,
-            bytes.len(),
-            at_eof,
-            &ctx,
-            options,
-            &mut cursor,
-            sink,
-            cov,
-        )
+    let mut process = |bytes: &[u8], at_eof: bool, cursor: &mut Cursor, cov: &mut FileCoverage| {
+        process_buffer(bytes, bytes.len(), at_eof, &ctx, options, cursor, sink, cov)
     };
-    let mut use_prefilter_now = use_prefilter;
     let mut first_block = true;
     buffer.filled = 0;
     loop {
@@ -715,7 +704,7 @@ fn process_stream<S: Sink>(
                 buffer.filled += got;
                 cov.bytes += got as u64;
                 // Use what was read before the error (a truncated .gz still has lines).
-                process(buffer.bytes(), true, use_prefilter_now, cov);
+                process(buffer.bytes(), true, &mut cursor, cov);
                 return Err(e);
             }
         };
@@ -727,18 +716,20 @@ fn process_stream<S: Sink>(
         let at_eof = got < room_len;
         if first_block {
             first_block = false;
+            // Stdin cannot be read twice, so its first block decides what other inputs
+            // decide before reading (see `looks_like_list_view`).
             if input.access == Access::Stdin && head_opens_list_view(buffer.bytes()) {
-                use_prefilter_now = false;
+                cursor.use_prefilter = false;
             }
         }
-        let step = process(buffer.bytes(), at_eof, use_prefilter_now, cov);
+        let step = process(buffer.bytes(), at_eof, &mut cursor, cov);
         if at_eof {
             return Ok(());
         }
         buffer.consume(step.consumed);
         if buffer.filled > MAX_LINE_BYTES * 8 {
             // Nothing ended in 8 MiB: force progress by treating it as complete.
-            let step = process(buffer.bytes(), true, use_prefilter_now, cov);
+            let step = process(buffer.bytes(), true, &mut cursor, cov);
             buffer.consume(step.consumed);
         }
     }
