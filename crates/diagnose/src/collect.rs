@@ -495,7 +495,7 @@ impl AccessGates {
         Some(g)
     }
 
-    /// The patterns whose row conditions (what [`CompiledPattern::matches_access`] checks
+    /// The patterns whose row conditions (what [`CompiledPattern::access_conditions`] checks
     /// before the text) this row meets.
     fn candidates(&self, a: &AccessEntry<'_>) -> u128 {
         let mut c = self.any_code | self.by_code.get(&a.response_code).copied().unwrap_or(0);
@@ -774,13 +774,21 @@ impl CompiledPattern {
     /// Whether the pattern matches this payload. `gated`: an access row's conditions were
     /// already checked by the access gates, so only its text is left.
     fn matches(&self, payload: &Payload<'_>, gated: bool, pre: &mut Pre<'_>) -> bool {
-        match payload {
-            Payload::Envoy(e) => self.matches_envoy(e, pre),
-            Payload::Access(a) if gated => self.access_text_ok(a, pre),
-            Payload::Access(a) => self.matches_access(a, pre),
-            Payload::App(r) => self.matches_app(r, pre),
-            Payload::Agent(a) => self.matches_agent(a, pre),
-        }
+        let conditions_hold = match payload {
+            Payload::Envoy(e) => self.envoy_conditions(e),
+            Payload::Access(a) => gated || self.access_conditions(a),
+            Payload::App(r) => self.app_conditions(r),
+            Payload::Agent(a) => self.agent_conditions(a),
+        };
+        // The text comes from [`event_text`], the one place that says which text a field
+        // names. An `any` pattern matches through any text the record has.
+        conditions_hold
+            && match self.field {
+                Field::Any => Field::Any.sources().iter().any(|&src| {
+                    event_text(payload, src).is_some_and(|t| self.text_ok(src, Some(t), pre))
+                }),
+                field => self.text_ok(field, event_text(payload, field), pre),
+            }
     }
 
     /// The `contains` and `regex` tests on one text.
@@ -798,99 +806,44 @@ impl CompiledPattern {
         self.regex.as_ref().is_none_or(|r| r.is_match(t))
     }
 
-    fn matches_envoy(&self, e: &EnvoyLine<'_>, pre: &mut Pre<'_>) -> bool {
-        if self.logger.as_deref().is_some_and(|l| l != e.logger) {
-            return false;
-        }
-        if self.level_min.is_some_and(|l| e.level < l) {
-            return false;
-        }
-        let text = if self.field == Field::Logger {
-            &e.logger
-        } else {
-            &e.message
-        };
-        self.text_ok(self.field, Some(text), pre)
+    /// The logger and level conditions of an Envoy pattern.
+    fn envoy_conditions(&self, e: &EnvoyLine<'_>) -> bool {
+        self.logger.as_deref().is_none_or(|l| l == e.logger)
+            && self.level_min.is_none_or(|l| e.level >= l)
     }
 
-    fn matches_agent(&self, a: &AgentLine<'_>, pre: &mut Pre<'_>) -> bool {
-        if self
-            .logger
+    /// The scope and level conditions of an agent pattern.
+    fn agent_conditions(&self, a: &AgentLine<'_>) -> bool {
+        self.logger
             .as_deref()
-            .is_some_and(|l| Some(l) != a.scope.as_deref())
-        {
-            return false;
-        }
-        if self.level_min.is_some_and(|l| a.level < l) {
-            return false;
-        }
-        let text = if self.field == Field::Scope {
-            a.scope.as_deref()
-        } else {
-            Some(a.message.as_ref())
-        };
-        self.text_ok(self.field, text, pre)
+            .is_none_or(|l| Some(l) == a.scope.as_deref())
+            && self.level_min.is_none_or(|l| a.level >= l)
     }
 
-    fn matches_access(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> bool {
-        if !self.code.is_empty() && !self.code.contains(&a.response_code) {
-            return false;
-        }
-        if !self.flags_any.is_empty()
-            && !self.flags_any.iter().any(|f| a.response_flags.contains(*f))
-        {
-            return false;
-        }
-        if !self.flags_all.iter().all(|f| a.response_flags.contains(*f)) {
-            return false;
-        }
-        if self.tcp.is_some_and(|t| t != a.is_tcp()) {
-            return false;
-        }
-        if let Some(min) = self.dmin
-            && a.duration_ms.is_none_or(|d| d < min)
-        {
-            return false;
-        }
-        if let Some(max) = self.dmax
-            && a.duration_ms.is_none_or(|d| d > max)
-        {
-            return false;
-        }
-        self.access_text_ok(a, pre)
+    /// The row conditions of an access pattern (code, flags, protocol, duration).
+    fn access_conditions(&self, a: &AccessEntry<'_>) -> bool {
+        (self.code.is_empty() || self.code.contains(&a.response_code))
+            && (self.flags_any.is_empty()
+                || self.flags_any.iter().any(|f| a.response_flags.contains(*f)))
+            && self.flags_all.iter().all(|f| a.response_flags.contains(*f))
+            && self.tcp.is_none_or(|t| t == a.is_tcp())
+            && self
+                .dmin
+                .is_none_or(|min| a.duration_ms.is_some_and(|d| d >= min))
+            && self
+                .dmax
+                .is_none_or(|max| a.duration_ms.is_some_and(|d| d <= max))
     }
 
-    /// The text test of an access pattern (its row conditions aside).
-    fn access_text_ok(&self, a: &AccessEntry<'_>, pre: &mut Pre<'_>) -> bool {
-        self.text_ok(self.field, access_text(a, self.field), pre)
-    }
-
-    fn matches_app(&self, r: &AppRecord<'_>, pre: &mut Pre<'_>) -> bool {
-        if !self.class.is_empty() {
-            match &r.error {
-                Some(e) if self.class.iter().any(|c| c == e.class.as_str()) => {}
-                _ => return false,
-            }
-        }
-        if self
-            .level_min
-            .is_some_and(|l| r.severity.is_none_or(|s| s < l))
-        {
-            return false;
-        }
-        let root_cause = || r.error.as_ref().map(|e| e.root_cause.as_ref());
-        match self.field {
-            Field::RootCause => self.text_ok(Field::RootCause, root_cause(), pre),
-            Field::StackTrace => self.text_ok(Field::StackTrace, r.stack_trace.as_deref(), pre),
-            Field::Logger => self.text_ok(Field::Logger, r.logger.as_deref(), pre),
-            Field::Any => {
-                self.text_ok(Field::Message, Some(&r.message), pre)
-                    || (r.stack_trace.is_some()
-                        && self.text_ok(Field::StackTrace, r.stack_trace.as_deref(), pre))
-                    || (r.error.is_some() && self.text_ok(Field::RootCause, root_cause(), pre))
-            }
-            _ => self.text_ok(Field::Message, Some(&r.message), pre),
-        }
+    /// The error class and level conditions of an application pattern.
+    fn app_conditions(&self, r: &AppRecord<'_>) -> bool {
+        (self.class.is_empty()
+            || r.error
+                .as_ref()
+                .is_some_and(|e| self.class.iter().any(|c| c == e.class.as_str())))
+            && self
+                .level_min
+                .is_none_or(|l| r.severity.is_some_and(|s| s >= l))
     }
 }
 
