@@ -224,6 +224,30 @@ mod tests {
         "",
     ];
 
+    /// The shortcut takes application lines and hands sidecar lines to the sidecar parser;
+    /// the property below compares answers only where it answers at all.
+    #[test]
+    fn application_first_answers_application_and_sidecar_lines() {
+        let family = |record: &str| {
+            application_json_first(record)
+                .and_then(Result::ok)
+                .map(|p| p.payload.family())
+        };
+        assert_eq!(family(&format!("{{{}}}", BASES[5])), Some(Family::AppLog));
+        assert_eq!(
+            family(&format!("{{{}}}", BASES[0])),
+            Some(Family::ProxyAgent)
+        );
+        // A repeated sidecar key does not turn an application line away.
+        let repeated =
+            r#"{"@timestamp":"2024-05-01T10:00:01Z","message":"m","scope":"a","scope":"b"}"#;
+        assert_eq!(family(repeated), Some(Family::AppLog));
+        assert_eq!(
+            parse_record(repeated, None).map(|p| p.payload.family()),
+            Ok(Family::AppLog)
+        );
+    }
+
     proptest! {
         /// The application-first shortcut answers exactly what the parsers in order answer.
         #[test]

@@ -249,6 +249,8 @@ trait KeyTable: Copy {
     fn of(name: &str) -> Option<Self>;
     /// The key's position in [`KeyTable::NAMES`].
     fn index(self) -> usize;
+    /// Bits of the keys that may repeat: keys only noted, never read into a value.
+    const REPEATABLE: u128 = 0;
 }
 
 /// The next key of `map` that table `K` knows, skipping the values of the others, and
@@ -264,7 +266,7 @@ fn next_known_key<'de, K: KeyTable, A: MapAccess<'de>>(
             continue;
         };
         let bit = 1u128 << key.index();
-        if *seen & bit != 0 {
+        if *seen & bit != 0 && K::REPEATABLE & bit == 0 {
             let name = K::NAMES.get(key.index()).copied();
             return Err(de::Error::duplicate_field(name.unwrap_or("?")));
         }
@@ -278,6 +280,9 @@ fn next_known_key<'de, K: KeyTable, A: MapAccess<'de>>(
 /// table order.
 macro_rules! key_table {
     ($keys:ident { $($field:ident = $key:literal,)* }) => {
+        key_table!($keys { $($field = $key,)* } repeatable {});
+    };
+    ($keys:ident { $($field:ident = $key:literal,)* } repeatable { $($repeatable:ident),* }) => {
         /// A known key of the table.
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy)]
@@ -298,6 +303,8 @@ macro_rules! key_table {
             fn index(self) -> usize {
                 self as usize
             }
+
+            const REPEATABLE: u128 = 0 $(| (1u128 << ($keys::$repeatable as u32)))*;
         }
 
         const _: () = assert!(<$keys as KeyTable>::NAMES.len() <= 128, "the seen set is a u128");
@@ -431,6 +438,9 @@ macro_rules! json_line {
         objects {
             $($object:ident: $ty:ty = $object_key:literal,)*
         }
+        noted {
+            $($noted:ident = $noted_key:literal,)*
+        }
     ) => {
         /// How many plain keys the table has.
         const PLAIN_KEYS: usize = [$($plain_key),*].len();
@@ -447,10 +457,11 @@ macro_rules! json_line {
             slots: [u8; PLAIN_KEYS],
             /// Values of the plain keys present, in the order read.
             values: SmallVec<[Flex<'a>; 12]>,
-            /// What [`JsonLine::get`] answers for an absent key.
-            absent: Flex<'a>,
             /// Bit [`KeyTable::index`] set for each key the line has (see `first_str!`).
             seen: u128,
+            /// Bit [`KeyTable::index`] set for each noted key the line has with a value
+            /// other than `null`.
+            noted: u128,
             $($object: $ty,)*
         }
 
@@ -459,15 +470,18 @@ macro_rules! json_line {
                 $name {
                     slots: [NO_SLOT; PLAIN_KEYS],
                     values: SmallVec::new(),
-                    absent: Flex::Absent,
                     seen: 0,
+                    noted: 0,
                     $($object: Default::default(),)*
                 }
             }
         }
 
         // Plain keys first, so a plain key's index is its slot index.
-        key_table!($keys { $($plain = $plain_key,)* $($object = $object_key,)* });
+        key_table!(
+            $keys { $($plain = $plain_key,)* $($object = $object_key,)* $($noted = $noted_key,)* }
+            repeatable { $($noted),* }
+        );
 
         impl<'a> $name<'a> {
             /// Where a plain key's value is in `values`, if the line has the key.
@@ -480,9 +494,10 @@ macro_rules! json_line {
 
             /// The value of a plain key (`Absent` when the line does not have it).
             fn get(&self, key: $keys) -> &Flex<'a> {
+                static ABSENT: Flex<'static> = Flex::Absent;
                 self.slot(key)
                     .and_then(|slot| self.values.get(slot))
-                    .unwrap_or(&self.absent)
+                    .unwrap_or(&ABSENT)
             }
 
             /// Take the non-blank string out of a plain key, if it holds one.
@@ -495,6 +510,11 @@ macro_rules! json_line {
             fn is_present(&self, key: $keys) -> bool {
                 self.get(key).is_present()
             }
+
+            /// Whether a noted key is there with a value other than `null`.
+            fn is_noted(&self, key: $keys) -> bool {
+                self.noted & (1u128 << key.index()) != 0
+            }
         }
 
         impl<'de: 'a, 'a> FillObject<'de> for $name<'a> {
@@ -503,6 +523,13 @@ macro_rules! json_line {
                 while let Some(key) = next_known_key::<$keys, A>(&mut map, &mut seen)? {
                     match key {
                         $($keys::$object => self.$object.read_from(&mut map)?,)*
+                        $($keys::$noted => {
+                            // Skipped as an unknown key would be (so it may repeat); only
+                            // whether it holds something is kept.
+                            if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                                self.noted |= 1u128 << $keys::$noted.index();
+                            }
+                        })*
                         plain => {
                             // Each plain key is read at most once (the seen set), so there
                             // are fewer values than plain keys and a slot fits in a byte.
@@ -626,11 +653,6 @@ json_line! {
     k8s_container_dot_name = "kubernetes.container.name",
     k8s_labels_app = "kubernetes.labels.app",
     container_dot_name = "container.name",
-
-    // Never part of a record: keys sidecar JSON writes, noted for the dispatcher
-    // (see [`parse_noting_sidecar_keys`]).
-    target = "target",
-    scope = "scope",
     }
     // Keys whose value may be an object, read into its own struct.
     objects {
@@ -645,6 +667,13 @@ json_line! {
     service: Flex<'a, Named<'a>> = "service",
     kubernetes: Flex<'a, Kubernetes<'a>> = "kubernetes",
     container: Flex<'a, Named<'a>> = "container",
+    }
+    // Never part of a record: keys sidecar JSON writes, noted for the dispatcher (see
+    // [`parse_line_noting_sidecar_keys`]). An application line may repeat them, as it may
+    // any key it does not know.
+    noted {
+    target = "target",
+    scope = "scope",
     }
 }
 
@@ -763,7 +792,7 @@ fn parse_line<'a>(
         next_lines.trim_end()
     };
     *sidecar_keys =
-        line.is_present(Key::msg) || line.is_present(Key::target) || line.is_present(Key::scope);
+        line.is_present(Key::msg) || line.is_noted(Key::target) || line.is_noted(Key::scope);
     let mut fields = resolve(&mut line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));

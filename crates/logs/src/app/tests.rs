@@ -197,6 +197,12 @@ fn json_field_sets() {
             r#"{"timestamp":"2024-05-01T10:00:00Z","@timestamp":"2024-05-01T09:00:00Z","event":"e","message":"m","level":"info","levelname":"ERROR"}"#,
             "t=2024-05-01T09:00:00Z sev=info logger=- thread=- msg=\"m\"",
         ),
+        // Keys sidecar lines write (`scope`, `target`) are no part of an application record,
+        // so repeating them is no duplicate-key error, as repeating an unknown key is not.
+        (
+            r#"{"message":"m","level":"INFO","scope":"a","scope":"b","target":1,"target":null}"#,
+            "t=- sev=info logger=- thread=- msg=\"m\"",
+        ),
         // INFO lines that mention a reset are not classified.
         (
             r#"{"level":"INFO","message":"connection reset handled successfully","time":"2024-05-01T10:00:00Z"}"#,
