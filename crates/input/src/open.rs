@@ -51,8 +51,8 @@ fn fill(
     mut read: impl FnMut(&mut [u8], usize) -> std::io::Result<usize>,
 ) -> Result<usize, (usize, std::io::Error)> {
     let mut filled = 0;
-    while let Some(room) = dst.get_mut(filled..).filter(|r| !r.is_empty()) {
-        match read(room, filled) {
+    while filled < dst.len() {
+        match read(&mut dst[filled..], filled) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -77,8 +77,8 @@ pub(crate) fn sniff_file(path: &Path) -> std::io::Result<(Access, ContentKind)> 
 /// sample there (a sniff needs only the first lines).
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     match crate::read_full(reader, buf) {
-        Ok(n) | Err((n, _)) if n > 0 => Ok(n),
         Ok(n) => Ok(n),
+        Err((n, _)) if n > 0 => Ok(n),
         Err((_, e)) => Err(e),
     }
 }
@@ -86,12 +86,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 /// Classify the first bytes of an input.
 #[must_use]
 pub fn sniff_content(head: &[u8]) -> ContentKind {
-    // Valid UTF-8 (nearly every log) is borrowed after a fast check; `from_utf8_lossy`
-    // walks it chunk by chunk even then.
-    let text = std::str::from_utf8(head).map_or_else(
-        |_| String::from_utf8_lossy(head),
-        std::borrow::Cow::Borrowed,
-    );
+    let text = String::from_utf8_lossy(head);
     let mut lines = text
         .lines()
         .map(str::trim_end)

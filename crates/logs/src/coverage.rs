@@ -171,7 +171,10 @@ impl FileCoverage {
             {
                 self.workloads.insert(w.into_owned());
             }
-            self.last_source = Some((source.0.map(str::to_string), source.1.map(str::to_string)));
+            // The buffers are reused: in an input that interleaves pods this runs per event.
+            let (workload, pod) = self.last_source.get_or_insert_with(Default::default);
+            remember(workload, source.0);
+            remember(pod, source.1);
         }
         match event.time {
             Some(t) => {
@@ -283,4 +286,16 @@ fn excerpt(raw: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Keep a copy of `value` in `slot`, reusing the slot's buffer.
+fn remember(slot: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            let copy = slot.get_or_insert_with(String::new);
+            copy.clear();
+            copy.push_str(v);
+        }
+        None => *slot = None,
+    }
 }

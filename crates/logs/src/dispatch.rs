@@ -40,8 +40,8 @@ fn route<'a>(
         return app::parse_text(record).unwrap_or(Err(SkipReason::UnknownFormat));
     }
     if first == b'{' {
-        if sidecar_ok
-            && allow(Family::EnvoyAccess)
+        // Only without `--kind` (every family allowed) may the order of parsers change.
+        if allow(Family::EnvoyAccess)
             && allow(Family::AppLog)
             && let Some(r) = application_json_first(record)
         {
@@ -110,7 +110,10 @@ fn json_in_order<'a>(
 /// access row (no `"response_code"`) nor a sidecar line (no `envoy ` scope, and no
 /// top-level `msg`/`target`/`scope` key, which the application parse notes as it reads
 /// the keys). Deciding that from the one parse saves the sidecar parser's four substring
-/// searches over every application line. `None` means "take the long way".
+/// searches over every application line. `None` means "take the long way". The price is
+/// paid by the rarer lines: a line the application parser rejects is parsed by it again on
+/// the long way, and a pilot-agent or linkerd JSON line is read as application JSON before
+/// the sidecar parser takes it.
 fn application_json_first(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
     if memchr::memchr(b'\n', record.as_bytes()).is_some()
         || envoy::names_envoy_scope(record)
@@ -118,9 +121,8 @@ fn application_json_first(record: &str) -> Option<Result<Parsed<'_>, SkipReason>
     {
         return None;
     }
-    let (result, sidecar_keys) = app::parse_json_line_noting_sidecar_keys(record)?;
     // A line the application parser rejects may still be a sidecar's.
-    let parsed = result.ok()?;
+    let (parsed, sidecar_keys) = app::parse_json_line_noting_sidecar_keys(record)?.ok()?;
     if sidecar_keys && let Some(r) = envoy::parse_json(record) {
         return Some(r);
     }

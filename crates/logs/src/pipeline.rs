@@ -9,8 +9,9 @@
 //! [`crate::record`]), each range numbers its lines from its own start, and the sink of each
 //! range is merged in input order after being shifted by the lines of the ranges before it,
 //! which are known by then. So every byte is parsed once, and lines are counted while they
-//! are read; only a range whose read ran into the end of the file counts its own newlines
-//! again (see `newlines_in`), because the next range's first record was never seen.
+//! are read; only a range whose read ran into the end of the file, or stopped at a record
+//! longer than 8 MiB, counts its own newlines again (see `newlines_in`), because the
+//! next range's first record was never seen.
 
 use crate::record::{MAX_CONTINUATION_LINES, MAX_LINE_BYTES, is_continuation};
 use crate::wrapper::{Envelope, Unwrapped, unwrap_line};
@@ -1090,7 +1091,8 @@ fn classify_line(raw: &[u8], offset: usize) -> Line<'_> {
 
 /// UTF-8 validation with SIMD: every byte of every line goes through it, and on log text
 /// (nearly all ASCII) it is several times faster than the standard library's check. Only
-/// whether the bytes are valid matters here; the lossy path below finds where they are not.
+/// whether the bytes are valid matters here; the callers' lossy paths find where they are
+/// not.
 fn utf8(raw: &[u8]) -> Result<&str, simdutf8::basic::Utf8Error> {
     simdutf8::basic::from_utf8(raw)
 }

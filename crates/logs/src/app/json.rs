@@ -2,8 +2,8 @@
 //!
 //! One borrowed struct ([`JsonLine`]), declared as a key table and filled in place, names
 //! every key the supported encoders write; serde skips the rest with `IgnoredAny`. Each
-//! key has its own field rather than sharing one (as a serde alias would), because real
-//! lines carry several spellings at once (`timestamp` and `@timestamp`, `message` and
+//! key has its own place (a slot for a plain key, a field for an object) rather than
+//! sharing one (as a serde alias would), because real lines carry several spellings at once (`timestamp` and `@timestamp`, `message` and
 //! `event`) and aliases would reject such a line as a duplicate. Values are
 //! [`Flex`]: a string borrowed from the line when it has no escapes, a number, or a nested
 //! object read into a small struct (declared and filled the same way), so one key that
@@ -146,14 +146,6 @@ impl<'de: 'a, 'a, T: FillObject<'de>> Flex<'a, T> {
     /// Read the next value of `map` into `self`.
     fn read_from<A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<(), A::Error> {
         map.next_value_seed(FlexSeed(self))
-    }
-}
-
-impl<'de: 'a, 'a, T: FillObject<'de>> Deserialize<'de> for Flex<'a, T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut value = Flex::Absent;
-        FlexSeed(&mut value).deserialize(deserializer)?;
-        Ok(value)
     }
 }
 
@@ -735,27 +727,22 @@ impl<K: KeyTable> Visitor<'_> for KeySeed<K> {
 /// Parse one JSON record. Text after the object (a plain stack trace a logger printed on
 /// the following lines) becomes the stack trace when the object carries none.
 pub(super) fn parse(record: &str) -> Result<Parsed<'_>, SkipReason> {
-    let mut sidecar_keys = false;
     let one_line = memchr::memchr(b'\n', record.trim_start().as_bytes()).is_none();
-    parse_line(record, one_line, &mut sidecar_keys)
+    parse_line(record, one_line).map(|(parsed, _)| parsed)
 }
 
 /// [`parse`] of a record known to be one physical line (the caller looked for a newline
 /// already), also telling whether the object has a top-level `msg`, `target` or `scope`
 /// key (not null): every pilot-agent and linkerd-proxy JSON line has one, so without them
 /// the sidecar parser need not be asked (see `envoy::names_envoy_scope`).
-pub(super) fn parse_line_noting_sidecar_keys(line: &str) -> (Result<Parsed<'_>, SkipReason>, bool) {
-    let mut sidecar_keys = false;
-    let result = parse_line(line, true, &mut sidecar_keys);
-    (result, sidecar_keys)
+pub(super) fn parse_line_noting_sidecar_keys(line: &str) -> Result<(Parsed<'_>, bool), SkipReason> {
+    parse_line(line, true)
 }
 
-/// `one_line`: the record holds no newline (then no trailing text can follow the object).
-fn parse_line<'a>(
-    record: &'a str,
-    one_line: bool,
-    sidecar_keys: &mut bool,
-) -> Result<Parsed<'a>, SkipReason> {
+/// The record, and whether it has a top-level `msg`, `target` or `scope` key (see
+/// [`parse_line_noting_sidecar_keys`]). `one_line`: the record holds no newline (then no
+/// trailing text can follow the object).
+fn parse_line(record: &str, one_line: bool) -> Result<(Parsed<'_>, bool), SkipReason> {
     let trimmed = record.trim_start();
     if !trimmed.starts_with('{') {
         return Err(
@@ -791,13 +778,13 @@ fn parse_line<'a>(
         }
         next_lines.trim_end()
     };
-    *sidecar_keys =
+    let sidecar_keys =
         line.is_present(Key::msg) || line.is_noted(Key::target) || line.is_noted(Key::scope);
     let mut fields = resolve(&mut line).ok_or(SkipReason::UnusableJson)?;
     if fields.stack_trace.is_none() && !trailing.trim().is_empty() {
         fields.stack_trace = Some(Cow::Borrowed(trailing));
     }
-    Ok(build(fields))
+    Ok((build(fields), sidecar_keys))
 }
 
 /// Broken syntax is invalid JSON; a valid value of the wrong shape (a duplicate key, an
@@ -1100,26 +1087,21 @@ fn error_text<'a>(l: &mut JsonLine<'a>) -> Option<Cow<'a, str>> {
         return Some(full);
     }
 
-    let has_object = [&l.error, &l.err, &l.exception, &l.thrown]
-        .iter()
-        .any(|o| o.as_obj().is_some());
-    if has_object {
-        let (dotted_message, dotted_type) =
-            (l.take_str(Key::error_message), l.take_str(Key::error_type));
-        let object = first!(
-            l.error.as_obj_mut(),
-            l.err.as_obj_mut(),
-            l.exception.as_obj_mut(),
-            l.thrown.as_obj_mut(),
-        );
-        if let Some(obj) = object {
-            return object_text(obj, dotted_message, dotted_type);
-        }
+    // ECS writes `error.message` and `error.type` dotted; nothing else reads them.
+    let (dotted_message, dotted_type) =
+        (l.take_str(Key::error_message), l.take_str(Key::error_type));
+    if let Some(obj) = first!(
+        l.error.as_obj_mut(),
+        l.err.as_obj_mut(),
+        l.exception.as_obj_mut(),
+        l.thrown.as_obj_mut(),
+    ) {
+        return object_text(obj, dotted_message, dotted_type);
     }
 
     // zap and logrus: `error` is the message of the error value, `stacktrace` the Go stack.
     let value = first!(l.error.take_str(), l.err.take_str())
-        .or_else(|| type_message(l.take_str(Key::error_type), l.take_str(Key::error_message)));
+        .or_else(|| type_message(dotted_type, dotted_message));
     let go_stack = first_str!(l, [stacktrace, stack]);
     match (value, go_stack) {
         (Some(v), Some(s)) if s.contains(v.as_ref()) => Some(s),

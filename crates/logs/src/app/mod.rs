@@ -51,7 +51,7 @@ pub fn parse_json(record: &str) -> Option<Result<Parsed<'_>, SkipReason>> {
 #[must_use]
 pub fn parse_json_line_noting_sidecar_keys(
     line: &str,
-) -> Option<(Result<Parsed<'_>, SkipReason>, bool)> {
+) -> Option<Result<(Parsed<'_>, bool), SkipReason>> {
     if splunk::is_list_view(line) {
         return None;
     }
