@@ -272,6 +272,17 @@ struct Ctx<'a> {
     journey_peers: std::sync::OnceLock<BTreeSet<&'a str>>,
 }
 
+impl<'a> Ctx<'a> {
+    fn new(a: &'a Analysis, version: VersionRange) -> Self {
+        Ctx {
+            a,
+            cache: BTreeMap::new(),
+            version,
+            journey_peers: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// Run the whole diagnosis.
 #[must_use]
 pub fn diagnose(inputs: &[InputFile], options: &RunOptions, rules: &RuleSet) -> Diagnosis {
@@ -412,12 +423,7 @@ fn score(a: &Analysis, rules: &RuleSet) -> Diagnosis {
     // Config (istiod / proxy images) names the version when the log layout does not.
     let version =
         crate::config_signals::version_with_config(a.collector.versions.range(), &a.config);
-    let mut ctx = Ctx {
-        a,
-        cache: BTreeMap::new(),
-        version,
-        journey_peers: std::sync::OnceLock::new(),
-    };
+    let mut ctx = Ctx::new(a, version);
     // Each signal is its own pass over the steps, journeys or rows, and none reads another:
     // they are worked out on every core first, and the rules then read them in order.
     let mut keys: Vec<String> = rules
@@ -1400,10 +1406,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// IPs known to have a sidecar: from access rows (Istio SNI, outbound sources) and from
-    /// journeys whose accept line names the peer and that carried SNI or went outbound.
     /// Peers the journeys show to have a sidecar, beyond those the access log showed
-    /// ([`Collector::is_meshed_peer`]).
+    /// ([`Collector::is_meshed_peer`]): journeys whose accept line names the peer and that
+    /// carried SNI or went outbound.
     fn journey_meshed_peers(&self) -> BTreeSet<&'a str> {
         let steps = &self.a.collector.steps;
         let mut set = BTreeSet::new();
@@ -1627,12 +1632,7 @@ mod tests {
         };
         // TLS error at 3 ms; app resets at 1.5 s (inside 2 s) and 5 s (outside).
         let a = analysis(sniff_steps(), vec![app(1, 1_500), app(2, 5_000)]);
-        let ctx = Ctx {
-            a: &a,
-            cache: BTreeMap::new(),
-            version: VersionRange::ANY,
-            journey_peers: std::sync::OnceLock::new(),
-        };
+        let ctx = Ctx::new(&a, VersionRange::ANY);
         let r = ctx.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r.count, 1);
         assert_eq!(r.examples, vec![(1, 1)]);
@@ -1653,12 +1653,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let ctx2 = Ctx {
-            a: &a2,
-            cache: BTreeMap::new(),
-            version: VersionRange::ANY,
-            journey_peers: std::sync::OnceLock::new(),
-        };
+        let ctx2 = Ctx::new(&a2, VersionRange::ANY);
         let r2 = ctx2.compute("correlate.app_reset_near_tls_error");
         assert_eq!(r2.examples, vec![(1, 3)]);
         assert_eq!(
@@ -1675,12 +1670,7 @@ mod tests {
         steps.push(step(8, 10, Some(11), StepKind::Accepted, None));
         steps.push(step(9, 11, Some(11), StepKind::HandshakeComplete, None));
         let a = analysis(steps, Vec::new());
-        let ctx = Ctx {
-            a: &a,
-            cache: BTreeMap::new(),
-            version: VersionRange::ANY,
-            journey_peers: std::sync::OnceLock::new(),
-        };
+        let ctx = Ctx::new(&a, VersionRange::ANY);
         assert_eq!(
             ctx.compute("journey.tls_error_http_request_without_sni")
                 .count,
@@ -1709,12 +1699,7 @@ mod tests {
             step(7, 201, None, StepKind::HttpInspector, None),
         ];
         let a = analysis(steps, Vec::new());
-        let ctx = Ctx {
-            a: &a,
-            cache: BTreeMap::new(),
-            version: VersionRange::ANY,
-            journey_peers: std::sync::OnceLock::new(),
-        };
+        let ctx = Ctx::new(&a, VersionRange::ANY);
         let r = ctx.compute("journey.stalled_in_detection");
         assert_eq!(r.count, 2);
         assert_eq!(r.examples, vec![(0, 6), (0, 7)]);

@@ -121,9 +121,39 @@ impl StepKind {
         )
     }
 
+    /// Every step kind.
+    pub const ALL: [StepKind; 26] = [
+        StepKind::OriginalDst,
+        StepKind::TlsInspector,
+        StepKind::Sni,
+        StepKind::Alpn,
+        StepKind::ClientHelloFailed,
+        StepKind::HttpInspector,
+        StepKind::DetectedProtocol,
+        StepKind::ListenerFilterTimeout,
+        StepKind::ListenerFilterFallback,
+        StepKind::Accepted,
+        StepKind::FilterChainNotFound,
+        StepKind::HandshakeComplete,
+        StepKind::HandshakeError,
+        StepKind::TlsError,
+        StepKind::TcpProxy,
+        StepKind::ClusterNotFound,
+        StepKind::Connected,
+        StepKind::ConnectFailed,
+        StepKind::CodecError,
+        StepKind::UpstreamReset,
+        StepKind::StreamReset,
+        StepKind::RstFromPeer,
+        StepKind::RemoteClose,
+        StepKind::LocalClose,
+        StepKind::Cleanup,
+        StepKind::ProxyRestart,
+    ];
+
     /// Steps that mean the connection failed.
     #[must_use]
-    pub fn is_failure(self) -> bool {
+    pub const fn is_failure(self) -> bool {
         matches!(
             self,
             StepKind::ClientHelloFailed
@@ -166,8 +196,6 @@ impl StepKind {
     }
 }
 
-/// Strip what a parser may have left in front of the message: a `[file:line] ` location
-/// (Istio 1.6 puts it inside the message) and `[C123]`/`[S456]`/`[Tags: ...]` prefixes.
 /// Byte position of a literal in a text. `str::find` and `str::contains` with a text pattern
 /// build a two-way searcher on every call, and [`classify`] runs on every Envoy line: this
 /// builds one searcher per call site, once.
@@ -189,6 +217,8 @@ macro_rules! after_lit {
     }};
 }
 
+/// Strip what a parser may have left in front of the message: a `[file:line] ` location
+/// (Istio 1.6 puts it inside the message) and `[C123]`/`[S456]`/`[Tags: ...]` prefixes.
 fn strip_prefixes(mut m: &str) -> &str {
     loop {
         let t = m.trim_start();
@@ -420,10 +450,8 @@ pub struct Journey {
     /// be linked (index into [`Journeys::journeys`]).
     pub upstream: Option<usize>,
     /// Bit `kind as u32` set for each kind among `steps`, filled by [`assemble`]: signals
-    /// ask [`Journey::has`] of every journey, several kinds each.
+    /// ask [`Journey::has`] and [`Journey::is_failing`] of every journey.
     kind_set: u32,
-    /// Whether a step of `steps` [`fails`], filled with `kind_set`.
-    failing: bool,
 }
 
 /// Journeys plus the bookkeeping of what could not be attached.
@@ -594,7 +622,6 @@ fn assemble_run(steps: &[Step], range: std::ops::Range<usize>) -> Journeys {
                     steps: Vec::new(),
                     upstream: None,
                     kind_set: 0,
-                    failing: false,
                 };
                 if let Some(g) = take_group(&mut st.pending, s.thread) {
                     j.steps = g.steps;
@@ -620,7 +647,6 @@ fn assemble_run(steps: &[Step], range: std::ops::Range<usize>) -> Journeys {
                         steps: Vec::new(),
                         upstream: None,
                         kind_set: 0,
-                        failing: false,
                     };
                     if let Some(g) = take_group(&mut st.pending, s.thread) {
                         j.steps = g.steps;
@@ -647,7 +673,6 @@ fn assemble_run(steps: &[Step], range: std::ops::Range<usize>) -> Journeys {
                                 steps: vec![idx],
                                 upstream: None,
                                 kind_set: 0,
-                                failing: false,
                             });
                         }
                     }
@@ -661,24 +686,37 @@ fn assemble_run(steps: &[Step], range: std::ops::Range<usize>) -> Journeys {
         .map(|g| g.steps.len() as u64)
         .sum::<u64>();
     for j in &mut out.journeys {
-        let (kind_set, failing) = j.kinds(steps).fold((0, false), |(set, failing), k| {
-            (set | kind_bit(k), failing || fails(k))
-        });
-        (j.kind_set, j.failing) = (kind_set, failing);
+        j.kind_set = j.kinds(steps).fold(0, |set, k| set | kind_bit(k));
     }
     link_upstreams(&mut out, steps);
     out
 }
 
 /// A step of this kind makes its journey fail (see [`Journey::outcome`]).
-fn fails(kind: StepKind) -> bool {
-    kind.is_failure() || kind == StepKind::ListenerFilterTimeout
+const fn fails(kind: StepKind) -> bool {
+    kind.is_failure() || matches!(kind, StepKind::ListenerFilterTimeout)
 }
 
 /// The bit of `kind` in [`Journey::kind_set`].
-fn kind_bit(kind: StepKind) -> u32 {
-    1u32.checked_shl(kind as u32).unwrap_or(0)
+const fn kind_bit(kind: StepKind) -> u32 {
+    match 1u32.checked_shl(kind as u32) {
+        Some(bit) => bit,
+        None => 0,
+    }
 }
+
+/// The bits of the kinds that [`fails`]: a journey fails when its kind set meets them.
+const FAILING_KINDS: u32 = {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < StepKind::ALL.len() {
+        if fails(StepKind::ALL[i]) {
+            mask |= kind_bit(StepKind::ALL[i]);
+        }
+        i += 1;
+    }
+    mask
+};
 
 const _: () = assert!((StepKind::ProxyRestart as u32) < 32, "kind sets are u32");
 
@@ -847,7 +885,7 @@ impl Journey {
     #[must_use]
     pub fn is_failing(&self, steps: &[Step]) -> bool {
         if self.kind_set != 0 {
-            return self.failing;
+            return self.kind_set & FAILING_KINDS != 0;
         }
         self.kinds(steps).any(fails)
     }
@@ -1066,40 +1104,10 @@ mod tests {
         }
     }
 
-    /// Every step kind, for tests that try them all.
-    pub(super) const ALL_KINDS: [StepKind; 26] = [
-        StepKind::OriginalDst,
-        StepKind::TlsInspector,
-        StepKind::Sni,
-        StepKind::Alpn,
-        StepKind::ClientHelloFailed,
-        StepKind::HttpInspector,
-        StepKind::DetectedProtocol,
-        StepKind::ListenerFilterTimeout,
-        StepKind::ListenerFilterFallback,
-        StepKind::Accepted,
-        StepKind::FilterChainNotFound,
-        StepKind::HandshakeComplete,
-        StepKind::HandshakeError,
-        StepKind::TlsError,
-        StepKind::TcpProxy,
-        StepKind::ClusterNotFound,
-        StepKind::Connected,
-        StepKind::ConnectFailed,
-        StepKind::CodecError,
-        StepKind::UpstreamReset,
-        StepKind::StreamReset,
-        StepKind::RstFromPeer,
-        StepKind::RemoteClose,
-        StepKind::LocalClose,
-        StepKind::Cleanup,
-        StepKind::ProxyRestart,
-    ];
-
     #[test]
     fn kind_sets_answer_as_the_steps_do() {
         use StepKind::Accepted;
-        let kinds = ALL_KINDS;
+        let kinds = StepKind::ALL;
         // Every kind alone and every pair, after an accepted connection.
         for (a, b) in kinds
             .iter()
@@ -1243,7 +1251,7 @@ mod proptests {
 
         #[test]
         fn assembly_never_panics(kinds in prop::collection::vec((0u8..26, prop::option::of(0u64..5), 0i64..100), 0..60)) {
-            let all = super::tests::ALL_KINDS;
+            let all = StepKind::ALL;
             let steps: Vec<Step> = kinds.iter().enumerate().map(|(i, (k, c, t))| Step {
                 file: 0, line: i as u64 + 1, time: Some(*t * 1_000_000), instance: 0, thread: None,
                 conn: *c, stream: None, kind: all[usize::from(*k) % all.len()], detail: None,
@@ -1266,7 +1274,7 @@ mod proptests {
                 0..4,
             ),
         ) {
-            let all = super::tests::ALL_KINDS;
+            let all = StepKind::ALL;
             let mut steps = Vec::new();
             for (file, kinds) in files.iter().enumerate() {
                 for (i, (k, c, t, instance)) in kinds.iter().enumerate() {

@@ -584,6 +584,7 @@ mod tests {
     fn case_sensitive_literals_with_long_s_are_folded_too() {
         let tests = [re(0, "me\u{17F}\u{17F}age"), re(1, "plain")];
         let f = filter(&tests);
+        assert!(matches!(f, TextFilter::Literals { .. }));
         let text = "a me\u{17F}\u{17F}age here";
         assert!(
             regex::Regex::new(tests[0].regex.unwrap())
