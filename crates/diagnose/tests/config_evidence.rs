@@ -2,20 +2,14 @@
 //! evidence of the verdict) and the verify step shows the 5 s value to check after the fix.
 //! Inputs are the scenario directories under `testdata/scenarios/protocol-sniffing-timeout/`.
 
+mod common;
+
+use common::{case_inputs, scenario};
 use meshdoctor_diagnose::{RuleSet, diagnose};
-use meshdoctor_input::{DiscoverOptions, discover};
 use meshdoctor_logs::RunOptions;
-use std::path::PathBuf;
 
 fn case(name: &str) -> meshdoctor_diagnose::Diagnosis {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/scenarios/protocol-sniffing-timeout")
-        .join(name);
-    let (inputs, _) = discover(&[dir], &DiscoverOptions::default());
-    let inputs: Vec<_> = inputs
-        .into_iter()
-        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
-        .collect();
+    let inputs = case_inputs(&scenario("protocol-sniffing-timeout").join(name));
     diagnose(
         &inputs,
         &RunOptions::default(),

@@ -1,25 +1,15 @@
 //! The `--format json` contract of a diagnosis (issue 3 item 6), as a snapshot.
 
-use meshdoctor_diagnose::{RuleSet, diagnose};
-use meshdoctor_input::{DiscoverOptions, discover};
-use meshdoctor_logs::RunOptions;
-use std::path::PathBuf;
+mod common;
 
-fn scenario_inputs(rel: &str) -> (String, Vec<meshdoctor_input::InputFile>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios");
-    let dir = root.join(rel);
-    let (inputs, _errors) = discover(&[dir], &DiscoverOptions::default());
-    let inputs = inputs
-        .into_iter()
-        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
-        .collect();
-    (root.display().to_string(), inputs)
-}
+use common::{case_inputs, scenario, seed_rules};
+use meshdoctor_diagnose::diagnose;
+use meshdoctor_logs::RunOptions;
 
 #[test]
 fn json_contract() {
     let rules = seed_rules();
-    let (root, inputs) = scenario_inputs("protocol-sniffing-timeout/fires");
+    let inputs = case_inputs(&scenario("protocol-sniffing-timeout/fires"));
     let d = diagnose(&inputs, &RunOptions::default(), &rules);
     let v = serde_json::to_value(&d).expect("serialises");
     // The keys the contract promises.
@@ -63,15 +53,8 @@ fn json_contract() {
         })).collect::<Vec<_>>()),
     });
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex::escape(&format!("{root}/")), "[SCENARIOS]/");
+    // `scenario("")` ends in the separator.
+    let root = scenario("").display().to_string();
+    settings.add_filter(&regex::escape(&root), "[SCENARIOS]/");
     settings.bind(|| insta::assert_json_snapshot!("sniffing_fires_contract", contract));
-}
-
-/// Only the two seed-cause rules, so the snapshot does not move when other rules are added.
-fn seed_rules() -> RuleSet {
-    let mut rules = RuleSet::builtin().expect("rules");
-    rules
-        .rules
-        .retain(|r| r.id == "protocol-sniffing-timeout" || r.id == "mtls-strict-plaintext-client");
-    rules
 }

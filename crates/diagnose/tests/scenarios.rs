@@ -3,18 +3,16 @@
 //! minimum confidence). Layout and format are documented in `crates/diagnose/RULES.md`.
 //! Set `MESHDOCTOR_SCENARIO=<substring>` to run only matching cases.
 
-use meshdoctor_diagnose::{RuleSet, diagnose};
-use meshdoctor_input::{DiscoverOptions, InputFile, discover};
-use meshdoctor_logs::RunOptions;
-use std::path::{Path, PathBuf};
+mod common;
 
-fn scenario_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios")
-}
+use common::{case_inputs, scenario};
+use meshdoctor_diagnose::{RuleSet, diagnose};
+use meshdoctor_logs::RunOptions;
+use std::path::PathBuf;
 
 fn case_dirs() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(causes) = std::fs::read_dir(scenario_root()) else {
+    let Ok(causes) = std::fs::read_dir(scenario("")) else {
         return out;
     };
     for cause in causes.filter_map(Result::ok) {
@@ -31,16 +29,6 @@ fn case_dirs() -> Vec<PathBuf> {
     out
 }
 
-/// The inputs of a case: everything `discover` finds in its folder but the expectation and
-/// the notes.
-fn inputs_of(dir: &Path) -> Vec<InputFile> {
-    let (inputs, _errors) = discover(&[dir.to_path_buf()], &DiscoverOptions::default());
-    inputs
-        .into_iter()
-        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
-        .collect()
-}
-
 #[test]
 fn scenarios_meet_their_expectations() {
     let rules = RuleSet::builtin().expect("built-in rules load");
@@ -49,7 +37,7 @@ fn scenarios_meet_their_expectations() {
     let mut ran = 0;
     for dir in case_dirs() {
         let name = dir
-            .strip_prefix(scenario_root())
+            .strip_prefix(scenario(""))
             .unwrap_or(&dir)
             .display()
             .to_string();
@@ -60,7 +48,7 @@ fn scenarios_meet_their_expectations() {
             &std::fs::read_to_string(dir.join("expect.json")).expect("read expect.json"),
         )
         .expect("expect.json is JSON");
-        let inputs = inputs_of(&dir);
+        let inputs = case_inputs(&dir);
         let d = diagnose(&inputs, &RunOptions::default(), &rules);
         ran += 1;
         let ranking: Vec<String> = d

@@ -2,8 +2,12 @@
 //! format, and an end-to-end check in real headless Chromium (no console errors, verdict
 //! and chart in the rendered DOM, screenshots saved as artifacts).
 
-use meshdoctor_diagnose::{Diagnosis, EvidenceLine, RuleSet, diagnose};
-use meshdoctor_input::{DiscoverOptions, InputFile, discover};
+#[path = "../../diagnose/tests/common/mod.rs"]
+mod common;
+
+use common::{case_inputs, scenario, seed_rules};
+use meshdoctor_diagnose::{Diagnosis, EvidenceLine, diagnose};
+use meshdoctor_input::InputFile;
 use meshdoctor_logs::RunOptions;
 use meshdoctor_report::html::{HtmlOptions, chart_bucket, chart_signature, render_html};
 use meshdoctor_report::redact::redact_diagnosis;
@@ -13,27 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/scenarios")
-        .join(rel)
-}
-
 fn inputs(rel: &str) -> Vec<InputFile> {
-    let (inputs, _errors) = discover(&[case(rel)], &DiscoverOptions::default());
-    inputs
-        .into_iter()
-        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
-        .collect()
-}
-
-/// Only the two seed-cause rules, so snapshots do not move when rules are added.
-fn seed_rules() -> RuleSet {
-    let mut rules = RuleSet::builtin().expect("rules");
-    rules
-        .rules
-        .retain(|r| r.id == "protocol-sniffing-timeout" || r.id == "mtls-strict-plaintext-client");
-    rules
+    case_inputs(&scenario(rel))
 }
 
 /// The chart the CLI draws for `--html`: the diagnosis' signature per service over time.
@@ -77,7 +62,7 @@ fn report(rel: &str, with_chart: bool) -> (Diagnosis, String) {
 /// The document without the inlined CSS, JS and chart drawing, with the scenario root
 /// made relative: what the snapshot should pin is the structure and the words.
 fn structure(html: &str) -> String {
-    let root = case("").display().to_string();
+    let root = scenario("").display().to_string();
     let mut s = html.replace(&root, "[SCENARIOS]/");
     for (open, close, what) in [
         ("<style>", "</style>", "css"),

@@ -1,28 +1,19 @@
 //! Snapshot tests of the text and Markdown reports on the seed-cause scenarios.
 
-use meshdoctor_diagnose::{RuleSet, compare_inputs, diagnose};
-use meshdoctor_input::{DiscoverOptions, discover};
+#[path = "../../diagnose/tests/common/mod.rs"]
+mod common;
+
+use common::{case_inputs, scenario, seed_rules};
+use meshdoctor_diagnose::{compare_inputs, diagnose};
 use meshdoctor_logs::RunOptions;
 use meshdoctor_report::{Style, render_compare, render_diagnosis};
-use std::path::PathBuf;
-
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/scenarios")
-        .join(rel)
-}
 
 fn root() -> String {
-    case("").display().to_string()
+    scenario("").display().to_string()
 }
 
 fn inputs(rel: &str) -> Vec<meshdoctor_input::InputFile> {
-    let dir = case(rel);
-    let (inputs, _errors) = discover(&[dir], &DiscoverOptions::default());
-    inputs
-        .into_iter()
-        .filter(|i| !i.display.ends_with(".md") && !i.display.ends_with("expect.json"))
-        .collect()
+    case_inputs(&scenario(rel))
 }
 
 fn settings() -> insta::Settings {
@@ -78,13 +69,4 @@ fn compare_report_points_at_missing_sni() {
         "{text}"
     );
     settings().bind(|| insta::assert_snapshot!("compare_server_only_text", text));
-}
-
-/// Only the two seed-cause rules, so the snapshot does not move when other rules are added.
-fn seed_rules() -> RuleSet {
-    let mut rules = RuleSet::builtin().expect("rules");
-    rules
-        .rules
-        .retain(|r| r.id == "protocol-sniffing-timeout" || r.id == "mtls-strict-plaintext-client");
-    rules
 }
